@@ -1,0 +1,38 @@
+import { parseArgs } from 'node:util';
+import { loadGatewayConfig } from '../../config/load.ts';
+import { startGateway } from '../../gateway/gateway.ts';
+import { EXIT_OK, EXIT_USAGE, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+
+export const GATEWAY_HELP = `Usage: meshgate gateway --config FILE
+
+Runs an edge gateway: listeners, the route table, and the mesh client that forwards into the mesh.
+
+Options:
+  -c, --config FILE   gateway configuration (YAML); see the README's configuration reference
+  -h, --help          show this help
+
+Environment (overrides the file):
+  MESHGATE_REDIS_URL      use this Redis as the store (sets store.kind to redis)
+  MESHGATE_ADMIN_TOKEN    bearer token for the admin API
+  MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
+
+On SIGTERM or SIGINT the gateway stops accepting, drains in-flight requests (drainTimeout) and exits 0.`;
+
+export async function gatewayCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    process.stdout.write(`${GATEWAY_HELP}\n`);
+    return EXIT_OK;
+  }
+  if (!values.config) {
+    process.stderr.write(`meshgate gateway: --config FILE is required\n\n${GATEWAY_HELP}\n`);
+    return EXIT_USAGE;
+  }
+  let gw;
+  try {
+    gw = await startGateway(await loadGatewayConfig(values.config));
+  } catch (err) {
+    return reportStartupError('gateway', err);
+  }
+  return runUntilSignal('gateway', () => gw.stop());
+}

@@ -1,0 +1,242 @@
+// YAML file → environment interpolation and overrides → schema validation (defaults filled) →
+// semantic checks → one deep-frozen snapshot. Nothing starts from a file that fails any step.
+import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, type ConfigIssue } from './errors.ts';
+import { GatewayConfigSchema, ProxyConfigSchema, type GatewayConfig, type ProxyConfig } from './schema.ts';
+import { deepFreeze } from './freeze.ts';
+import { parseDuration } from './duration.ts';
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: false });
+const validateGateway = ajv.compile<GatewayConfig>(GatewayConfigSchema);
+const validateProxy = ajv.compile<ProxyConfig>(ProxyConfigSchema);
+
+/** Per-host settings operators set in the environment rather than in a shared file. */
+const ENV_OVERRIDES: ReadonlyArray<[env: string, path: string[]]> = [
+  ['MESHGATE_REDIS_URL', ['store', 'url']],
+  ['MESHGATE_ADMIN_TOKEN', ['admin', 'token']],
+  ['MESHGATE_DC', ['node', 'dc']],
+  ['MESHGATE_ZONE', ['node', 'zone']],
+  ['MESHGATE_LOG_LEVEL', ['log', 'level']],
+  ['MESHGATE_STATE_DIR', ['discovery', 'stateDir']],
+];
+const PROXY_ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
+  ['MESHGATE_INSTANCE', ['node', 'instance']],
+  ['MESHGATE_ADVERTISE_ADDRESS', ['node', 'address']],
+];
+
+export type ConfigKind = 'gateway' | 'proxy';
+type Env = Record<string, string | undefined>;
+
+export async function loadGatewayConfig(file: string, env: Env = process.env): Promise<GatewayConfig> {
+  const raw = await readConfigFile(file);
+  return buildGatewayConfig(raw, file, env);
+}
+
+export async function loadProxyConfig(file: string, env: Env = process.env): Promise<ProxyConfig> {
+  const raw = await readConfigFile(file);
+  return buildProxyConfig(raw, file, env);
+}
+
+export function buildGatewayConfig(raw: unknown, file: string, env: Env = process.env): GatewayConfig {
+  const doc = prepare(raw, file, env, ENV_OVERRIDES);
+  const config = validate(validateGateway, doc, file);
+  const issues = checkGateway(config);
+  if (issues.length > 0) throw new ConfigError('CONFIG_INVALID', file, issues);
+  return deepFreeze(config);
+}
+
+export function buildProxyConfig(raw: unknown, file: string, env: Env = process.env): ProxyConfig {
+  const doc = prepare(raw, file, env, [...ENV_OVERRIDES, ...PROXY_ENV_OVERRIDES]);
+  const config = validate(validateProxy, doc, file);
+  const issues = checkProxy(config);
+  if (issues.length > 0) throw new ConfigError('CONFIG_INVALID', file, issues);
+  return deepFreeze(config);
+}
+
+async function readConfigFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError('CONFIG_UNREADABLE', file, [{ path: '', message: `cannot read the file (${e.code ?? e.message})` }]);
+  }
+  try {
+    return parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    // The yaml library's message already names the line and column.
+    const first = (err as Error).message.split('\n')[0].replace(/:$/, '');
+    throw new ConfigError('CONFIG_PARSE', file, [{ path: '', message: `not valid YAML: ${first}` }]);
+  }
+}
+
+function prepare(raw: unknown, file: string, env: Env, overrides: ReadonlyArray<[string, string[]]>): Record<string, unknown> {
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError('CONFIG_INVALID', file, [{ path: '', message: 'expected a YAML mapping at the top level' }]);
+  }
+  const issues: ConfigIssue[] = [];
+  const doc = interpolate(structuredClone(raw), '', env, issues) as Record<string, unknown>;
+  if (issues.length > 0) throw new ConfigError('CONFIG_INVALID', file, issues);
+  for (const [name, path] of overrides) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(doc, path, value);
+    if (name === 'MESHGATE_REDIS_URL') setPath(doc, ['store', 'kind'], 'redis');
+  }
+  return doc;
+}
+
+const VAR_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in string values (never in keys). */
+function interpolate(node: unknown, path: string, env: Env, issues: ConfigIssue[]): unknown {
+  if (typeof node === 'string') {
+    return node.replace(VAR_RE, (_m, name: string, def: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      issues.push({ path, message: `environment variable ${name} is not set` });
+      return '';
+    });
+  }
+  if (Array.isArray(node)) return node.map((v, i) => interpolate(v, `${path}[${i}]`, env, issues));
+  if (node !== null && typeof node === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) out[k] = interpolate(v, joinPath(path, k), env, issues);
+    return out;
+  }
+  return node;
+}
+
+function setPath(doc: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = doc;
+  for (let i = 0; i < path.length - 1; i++) {
+    const next = cur[path[i]];
+    if (next === null || typeof next !== 'object') cur[path[i]] = {};
+    cur = cur[path[i]] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]] = value;
+}
+
+function validate<T>(fn: ValidateFunction<T>, doc: unknown, file: string): T {
+  if (fn(doc)) return doc;
+  throw new ConfigError('CONFIG_INVALID', file, describeErrors(fn.errors ?? []));
+}
+
+/** Turns ajv's errors into one line per problem with a readable path (`routes[2].service`). */
+export function describeErrors(errors: ErrorObject[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    // A failed union reports each branch and then itself; the union's own line says it best.
+    if (errors.some((o) => o !== e && o.keyword === 'anyOf' && e.instancePath === o.instancePath && e.schemaPath.startsWith(o.schemaPath.replace(/anyOf$/, '')))) {
+      continue;
+    }
+    const base = pointerToPath(e.instancePath);
+    let path = base;
+    let message: string;
+    const expected = (e.parentSchema as { description?: string } | undefined)?.description;
+    switch (e.keyword) {
+      case 'additionalProperties':
+        path = joinPath(base, String(e.params.additionalProperty));
+        message = 'unknown key';
+        break;
+      case 'required':
+        path = joinPath(base, String(e.params.missingProperty));
+        message = 'is required';
+        break;
+      case 'type':
+        message = `expected ${expected ?? article(String(e.params.type))}, got ${describeValue(e.data)}`;
+        break;
+      case 'anyOf':
+      case 'enum':
+      case 'const':
+      case 'pattern':
+      case 'minimum':
+      case 'maximum':
+        message = `expected ${expected ?? e.message ?? 'a different value'}, got ${describeValue(e.data)}`;
+        break;
+      default:
+        message = e.message ?? 'is invalid';
+    }
+    const key = `${path}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push({ path, message });
+  }
+  return issues;
+}
+
+function pointerToPath(pointer: string): string {
+  if (pointer === '') return '';
+  let out = '';
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out = /^\d+$/.test(seg) ? `${out}[${seg}]` : joinPath(out, seg);
+  }
+  return out;
+}
+
+function joinPath(base: string, key: string): string {
+  const k = /^[A-Za-z_$][\w$-]*$/.test(key) ? key : JSON.stringify(key);
+  if (base === '') return k;
+  return k.startsWith('"') ? `${base}[${k}]` : `${base}.${k}`;
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  return `${typeof v} ${String(v)}`;
+}
+
+function checkStore(store: GatewayConfig['store'], issues: ConfigIssue[]): void {
+  if (store.kind === 'redis' && !store.url && !store.sentinels && !store.cluster) {
+    issues.push({ path: 'store', message: 'kind redis needs url, sentinels or cluster (or set MESHGATE_REDIS_URL)' });
+  }
+  if (store.sentinels && !store.sentinelName) issues.push({ path: 'store.sentinelName', message: 'is required with sentinels' });
+}
+
+function checkGateway(c: GatewayConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  checkStore(c.store, issues);
+  const names = new Set<string>();
+  c.routes.forEach((r, i) => {
+    if (names.has(r.name)) issues.push({ path: `routes[${i}].name`, message: `duplicate route name "${r.name}"` });
+    names.add(r.name);
+    if (!Object.hasOwn(c.services, r.service)) {
+      const known = Object.keys(c.services);
+      issues.push({
+        path: `routes[${i}].service`,
+        message: `service "${r.service}" is not defined under services (defined: ${known.length ? known.join(', ') : 'none'})`,
+      });
+    }
+  });
+  checkAdmin(c.admin, issues);
+  return issues;
+}
+
+function checkProxy(c: ProxyConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  checkStore(c.store, issues);
+  checkAdmin(c.admin, issues);
+  if (parseDuration(c.registration.heartbeat) >= parseDuration(c.registration.ttl)) {
+    issues.push({ path: 'registration.heartbeat', message: `must be shorter than registration.ttl (${c.registration.ttl})` });
+  }
+  return issues;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+function checkAdmin(admin: GatewayConfig['admin'], issues: ConfigIssue[]): void {
+  if (!LOOPBACK.has(admin.address) && !admin.token) {
+    issues.push({ path: 'admin.token', message: `is required when the admin listener binds a non-loopback address (${admin.address})` });
+  }
+}

@@ -1,0 +1,148 @@
+// The single source of the configuration's shape: TypeBox builds the JSON Schema that ajv validates,
+// and the TypeScript types come from the same declarations (fastify's approach).
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { DURATION_PATTERN } from './duration.ts';
+
+const strict = { additionalProperties: false } as const;
+
+/** An object whose nested defaults ajv fills in even when the key is absent from the file. */
+function Section<T extends Parameters<typeof Type.Object>[0]>(props: T, description?: string) {
+  return Type.Object(props, { ...strict, default: {}, ...(description ? { description } : {}) });
+}
+
+const Duration = (def?: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description: 'a duration such as 250ms, 5s, 1m', ...(def ? { default: def } : {}) });
+const Port = (def?: number) =>
+  Type.Integer({ minimum: 0, maximum: 65535, description: 'a TCP port (0-65535)', ...(def !== undefined ? { default: def } : {}) });
+const Address = (def: string) => Type.String({ minLength: 1, default: def, description: 'an IP address or host name to bind' });
+const Name = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]*$', description: 'a name of letters, digits, ".", "_" or "-"' });
+const HostPort = Type.Object({ host: Type.String({ minLength: 1 }), port: Port() }, strict);
+
+export const StoreSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory', description: 'memory or redis' }),
+    url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+    sentinels: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
+    sentinelName: Type.Optional(Type.String({ minLength: 1, description: 'the Sentinel master group name' })),
+    cluster: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
+    keyPrefix: Type.String({ default: 'meshgate:', description: 'prefix of every key meshgate writes' }),
+    connectTimeout: Duration('2s'),
+    commandTimeout: Duration('1s'),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'extra ioredis options, passed through' })),
+  },
+  { ...strict, default: {} },
+);
+
+export const DiscoverySchema = Section({
+  resync: Duration('5s'),
+  stateDir: Type.String({ minLength: 1, default: '.meshgate/state', description: 'where the last known endpoints are kept on disk' }),
+});
+
+export const ServicePolicySchema = Type.Object(
+  {
+    protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }),
+    balancer: Type.Union([Type.Literal('round-robin')], { default: 'round-robin', description: 'round-robin' }),
+    timeouts: Section({
+      request: Duration('15s'),
+      connect: Duration('1s'),
+    }),
+    pool: Section({
+      connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'max connections per endpoint' }),
+      keepAlive: Duration('4s'),
+    }),
+  },
+  { ...strict, default: {} },
+);
+
+const MatchSchema = Section({
+  host: Type.Optional(
+    Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+      description: 'a host name, "*.example.com", or a list of them',
+    }),
+  ),
+  pathPrefix: Type.String({ pattern: '^/', default: '/', description: 'a path starting with "/"' }),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$', description: 'an upper-case HTTP method' }), { minItems: 1 })),
+  headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String(), { description: 'header name → exact value' })),
+});
+
+export const RouteSchema = Type.Object(
+  {
+    name: Name,
+    match: MatchSchema,
+    rewrite: Type.Optional(
+      Section({
+        stripPrefix: Type.Boolean({ default: false }),
+        prefix: Type.Optional(Type.String({ pattern: '^/', description: 'a path starting with "/"' })),
+      }),
+    ),
+    service: Name,
+    timeout: Type.Optional(Duration()),
+  },
+  strict,
+);
+
+const Listener = (port: number, address: string) => Section({ address: Address(address), port: Port(port) });
+const Admin = (port: number) =>
+  Section({
+    address: Address('127.0.0.1'),
+    port: Port(port),
+    token: Type.Optional(Type.String({ minLength: 16, description: 'a bearer token of at least 16 characters' })),
+  });
+const Services = Type.Record(Name, ServicePolicySchema, { default: {}, description: 'client policy per destination service' });
+const LogSchema = Section({
+  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  access: Type.Boolean({ default: true, description: 'one JSON access-log line per request' }),
+});
+
+export const GatewayConfigSchema = Type.Object(
+  {
+    node: Section({
+      name: Type.String({ minLength: 1, default: 'gateway' }),
+      dc: Type.String({ minLength: 1, default: 'local' }),
+      zone: Type.String({ default: '' }),
+    }),
+    store: StoreSchema,
+    listeners: Section({ http: Listener(8080, '0.0.0.0') }),
+    admin: Admin(9901),
+    discovery: DiscoverySchema,
+    log: LogSchema,
+    drainTimeout: Duration('10s'),
+    services: Services,
+    routes: Type.Array(RouteSchema, { default: [] }),
+  },
+  strict,
+);
+
+export const ProxyConfigSchema = Type.Object(
+  {
+    node: Section({
+      service: Name,
+      instance: Type.Optional(Name),
+      dc: Type.String({ minLength: 1, default: 'local' }),
+      zone: Type.String({ default: '' }),
+      address: Type.Optional(Type.String({ minLength: 1, description: 'the address peers use to reach this proxy' })),
+      metadata: Type.Record(Type.String(), Type.String(), { default: {} }),
+    }),
+    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1' }) }),
+    inbound: Listener(4143, '0.0.0.0'),
+    outbound: Listener(4140, '127.0.0.1'),
+    admin: Admin(4191),
+    registration: Section({ ttl: Duration('10s'), heartbeat: Duration('3s') }),
+    store: StoreSchema,
+    discovery: DiscoverySchema,
+    log: LogSchema,
+    drainTimeout: Duration('10s'),
+    services: Services,
+    inboundTimeout: Duration('30s'),
+  },
+  strict,
+);
+
+export type StoreConfig = Static<typeof StoreSchema>;
+export type DiscoveryConfig = Static<typeof DiscoverySchema>;
+export type ServicePolicy = Static<typeof ServicePolicySchema>;
+export type RouteConfig = Static<typeof RouteSchema>;
+export type GatewayConfig = Static<typeof GatewayConfigSchema>;
+export type ProxyConfig = Static<typeof ProxyConfigSchema>;
+export type LogConfig = GatewayConfig['log'];
+export type AnySchema = TSchema;

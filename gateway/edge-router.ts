@@ -1,0 +1,44 @@
+// Step 2 of a request at the edge: match a route, rewrite the path, hand the exchange to the mesh
+// client. The table is read from one reference, so a reload can swap it between requests.
+import type { Exchange } from '../mesh-proxy/client/exchange.ts';
+import type { MeshClient } from '../mesh-proxy/client/mesh-client.ts';
+import type { Router } from '../mesh-proxy/http/proxy-listener.ts';
+import { hostWithoutPort, splitAbsoluteForm } from '../mesh-proxy/http/host.ts';
+import { splitTarget } from './router/normalize-path.ts';
+import { rewritePath, type RouteTable } from './router/route-table.ts';
+
+export class EdgeRouter implements Router {
+  table: RouteTable;
+  readonly #client: MeshClient;
+
+  constructor(table: RouteTable, client: MeshClient) {
+    this.table = table;
+    this.#client = client;
+  }
+
+  route(ex: Exchange): void {
+    let target = ex.req.url ?? '/';
+    if (target.charCodeAt(0) !== 47 /* '/' */) {
+      const abs = splitAbsoluteForm(target);
+      if (abs === undefined) {
+        ex.fail('BAD_REQUEST', 'the request target must be a path');
+        return;
+      }
+      target = abs.path;
+    }
+    const { path, query } = splitTarget(target);
+    const host = hostWithoutPort(ex.host);
+    const method = ex.req.method ?? 'GET';
+    const route = this.table.match({ method, host, path, req: ex.req });
+    if (route === undefined) {
+      ex.fail('NO_ROUTE', `no route matches ${method} ${host}${path}`);
+      return;
+    }
+    ex.service = route.service;
+    ex.route = route.name;
+    ex.series = route.series;
+    ex.timeoutMs = route.timeoutMs;
+    ex.path = rewritePath(route, path, query);
+    this.#client.forward(ex);
+  }
+}

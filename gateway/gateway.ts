@@ -1,0 +1,93 @@
+// The edge gateway: the HTTP listener and route table in front of the same mesh client the
+// sidecars use, plus its admin API.
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { GatewayConfig } from '../config/schema.ts';
+import { parseDuration } from '../config/duration.ts';
+import { createAdminServer } from '../mesh-proxy/admin/admin-server.ts';
+import { endpointsView } from '../mesh-proxy/admin/endpoints-view.ts';
+import { MeshClient } from '../mesh-proxy/client/mesh-client.ts';
+import { EndpointCache } from '../mesh-proxy/discovery/endpoint-cache.ts';
+import { ProxyListener } from '../mesh-proxy/http/proxy-listener.ts';
+import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
+import { Metrics } from '../mesh-proxy/observe/metrics.ts';
+import { createStore } from '../mesh-proxy/store/create-store.ts';
+import type { Store } from '../mesh-proxy/store/types.ts';
+import { EdgeRouter } from './edge-router.ts';
+import { compileRoutes } from './router/route-table.ts';
+
+export interface GatewayDeps {
+  store?: Store;
+  log?: Logger;
+}
+
+export interface Gateway {
+  readonly http: AddressInfo;
+  readonly admin: AddressInfo;
+  readonly log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
+  const log = deps.log ?? createLogger(config.log, { component: 'gateway', node: config.node.name });
+  const metrics = new Metrics(config.node.dc);
+  const store = deps.store ?? createStore(config.store, log);
+  const cache = new EndpointCache({
+    store,
+    resyncMs: parseDuration(config.discovery.resync),
+    snapshotFile: join(config.discovery.stateDir, `endpoints-gateway-${config.node.name}.json`),
+    log,
+    metrics,
+    startTimeoutMs: parseDuration(config.store.connectTimeout),
+  });
+  const client = new MeshClient({ cache, services: config.services });
+  const router = new EdgeRouter(compileRoutes(config.routes, metrics.requests), client);
+  const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
+
+  let stopping = false;
+  const admin = createAdminServer({
+    metrics,
+    token: config.admin.token,
+    notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
+  });
+  admin.get('/endpoints', async () => endpointsView(cache));
+  admin.get('/routes', async () => ({
+    routes: router.table.routes.map((r) => ({
+      name: r.name, service: r.service, prefix: r.prefix,
+      hosts: r.exactHosts || r.wildcardHosts ? [...(r.exactHosts ?? []), ...(r.wildcardHosts ?? []).map((w) => `*${w}`)] : null,
+      methods: r.methods ? [...r.methods] : null, stripPrefix: r.stripPrefix, replacePrefix: r.replacePrefix,
+    })),
+  }));
+
+  try {
+    await cache.start();
+    const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
+    try {
+      await admin.listen({ host: config.admin.address, port: config.admin.port });
+    } catch (err) {
+      await listener.close(0);
+      throw new Error(`cannot listen on ${config.admin.address}:${config.admin.port} for the admin API: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    const adminAddr = admin.server.address() as AddressInfo;
+    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, admin: `${adminAddr.address}:${adminAddr.port}`, routes: config.routes.length, store: store.kind }, 'gateway started');
+    return {
+      http: httpAddr, admin: adminAddr, log,
+      async stop() {
+        if (stopping) return;
+        stopping = true;
+        await listener.close(parseDuration(config.drainTimeout));
+        await admin.close();
+        await cache.stop();
+        await client.close();
+        if (!deps.store) await store.close();
+        log.info({}, 'gateway stopped');
+        log.flush();
+      },
+    };
+  } catch (err) {
+    await cache.stop();
+    await client.close();
+    if (!deps.store) await store.close();
+    throw err;
+  }
+}

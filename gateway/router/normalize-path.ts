@@ -1,0 +1,27 @@
+// Dot segments are resolved before routing (RFC 3986 §5.2.4), so "/catalog/../admin" can neither
+// slip past a route's prefix nor reach the upstream as a traversal.
+
+/** Splits a request target into its normalized path and its query ("" or starting with "?"). */
+export function splitTarget(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  const rawPath = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q);
+  return { path: needsNormalizing(rawPath) ? removeDotSegments(rawPath) : rawPath, query };
+}
+
+function needsNormalizing(path: string): boolean {
+  return path.includes('/.') || path.includes('//');
+}
+
+export function removeDotSegments(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === '..') out.pop();
+    else if (s !== '.' && (s !== '' || i === segments.length - 1)) out.push(s);
+  }
+  const last = segments[segments.length - 1];
+  const trailing = last === '.' || last === '..';
+  return `/${out.join('/')}${trailing && out.length > 0 ? '/' : ''}`;
+}

@@ -1,0 +1,37 @@
+// The admin listener every meshgate process runs (fastify): /metrics, /live, /ready and JSON views
+// of its state. Loopback by default; when a token is configured every route but /live needs it.
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Metrics } from '../observe/metrics.ts';
+
+export interface AdminOptions {
+  metrics: Metrics;
+  token?: string;
+  /** Why the process is not ready, or undefined when it is. */
+  notReadyReason(): string | undefined;
+}
+
+export function createAdminServer(opts: AdminOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (expected === undefined || req.url === '/live') return;
+    const got = Buffer.from(req.headers.authorization ?? '');
+    if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
+      reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'UNAUTHORIZED', message: 'a valid admin token is required' } });
+    }
+  });
+
+  app.get('/live', async () => ({ live: true }));
+  app.get('/ready', async (_req, reply) => {
+    const reason = opts.notReadyReason();
+    if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
+    return { ready: true };
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', opts.metrics.registry.contentType);
+    return opts.metrics.registry.metrics();
+  });
+  return app;
+}

@@ -1,0 +1,59 @@
+// Every error meshgate originates has a stable code, an HTTP status and a gRPC status
+// (linkerd2-proxy errors/respond.rs). Callers branch on `code`, never on message text.
+export type MeshErrorCode =
+  | 'NO_ROUTE'
+  | 'NO_ENDPOINTS'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'UPSTREAM_TIMEOUT'
+  | 'DEADLINE_EXCEEDED'
+  | 'OVERLOADED'
+  | 'BAD_REQUEST'
+  | 'INTERNAL';
+
+interface Kind {
+  readonly status: number;
+  /** gRPC status code carried in trailers for gRPC callers. */
+  readonly grpcStatus: number;
+}
+
+export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze({
+  NO_ROUTE: { status: 404, grpcStatus: 12 /* UNIMPLEMENTED */ },
+  NO_ENDPOINTS: { status: 503, grpcStatus: 14 /* UNAVAILABLE */ },
+  UPSTREAM_UNAVAILABLE: { status: 502, grpcStatus: 14 /* UNAVAILABLE */ },
+  UPSTREAM_TIMEOUT: { status: 504, grpcStatus: 4 /* DEADLINE_EXCEEDED */ },
+  DEADLINE_EXCEEDED: { status: 504, grpcStatus: 4 /* DEADLINE_EXCEEDED */ },
+  OVERLOADED: { status: 503, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
+  BAD_REQUEST: { status: 400, grpcStatus: 3 /* INVALID_ARGUMENT */ },
+  INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
+});
+
+export class MeshError extends Error {
+  readonly code: MeshErrorCode;
+  readonly status: number;
+
+  constructor(code: MeshErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MeshError';
+    this.code = code;
+    this.status = ERROR_KINDS[code].status;
+  }
+}
+
+/** Classifies a transport error from undici into the mesh's vocabulary. */
+export function classifyTransportError(err: Error & { code?: string }, authority: string): MeshError {
+  switch (err.code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new MeshError('UPSTREAM_TIMEOUT', `upstream ${authority} did not answer in time`, { cause: err });
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new MeshError('UPSTREAM_UNAVAILABLE', `connecting to upstream ${authority} timed out`, { cause: err });
+    case 'ECONNREFUSED':
+      return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} refused the connection`, { cause: err });
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'EPIPE':
+      return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} reset the connection`, { cause: err });
+    default:
+      return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} failed (${err.code ?? err.message})`, { cause: err });
+  }
+}

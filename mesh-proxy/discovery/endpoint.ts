@@ -1,0 +1,29 @@
+import type { Instance } from '../store/types.ts';
+
+/**
+ * An instance as a mesh target. The object lives as long as the instance is known unchanged, so
+ * per-endpoint state (connection pool, balancer statistics) can hang off it.
+ */
+export class Endpoint {
+  readonly instance: Instance;
+  /** `address:port`, the key of its connection pool. */
+  readonly authority: string;
+  readonly origin: string;
+
+  constructor(instance: Instance) {
+    this.instance = instance;
+    const host = instance.address.includes(':') ? `[${instance.address}]` : instance.address;
+    this.authority = `${host}:${instance.port}`;
+    this.origin = `http://${this.authority}`;
+  }
+}
+
+/** What the request path reads for one service: swapped as a whole when membership changes. */
+export interface ServiceEndpoints {
+  readonly service: string;
+  readonly endpoints: readonly Endpoint[];
+}
+
+export function sameInstance(a: Instance, b: Instance): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

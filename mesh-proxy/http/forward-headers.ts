@@ -1,0 +1,134 @@
+// Request and response header rewriting for one proxy hop (RFC 9110 §7.6.1): hop-by-hop fields are
+// dropped, including any the Connection field names; request ids and trace context are kept or
+// created; the edge adds x-forwarded-*. Names are compared case-insensitively without lowercasing
+// every header: only names whose length matches a field of interest are lowercased.
+import { isValidRequestId, newRequestId, nextTraceparent } from './ids.ts';
+
+/** Fields that never cross a hop. `expect` too: the listener already answered 100-continue. */
+function hopByHop(lower: string): boolean {
+  switch (lower) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'te':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'trailer':
+    case 'proxy-authorization':
+    case 'proxy-authenticate':
+    case 'expect':
+      return true;
+    default:
+      return false;
+  }
+}
+
+const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19]);
+
+/** What a request's headers told the proxy, and the list to send upstream. */
+export interface ForwardedRequest {
+  headers: string[];
+  requestId: string;
+  hasBody: boolean;
+  /** The Host header as received ('' when absent). */
+  host: string;
+}
+
+/**
+ * Fills `out` from a request's raw headers. `edgeClientIp` is set only at the edge, which states
+ * x-forwarded-for/-proto/-host; inside the mesh those pass through untouched.
+ */
+export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null, proto: 'http' | 'https', out: ForwardedRequest): void {
+  const edge = edgeClientIp !== null;
+  const headers: string[] = [];
+  let requestId: string | undefined;
+  let traceparent: string | undefined;
+  let xff: string | undefined;
+  let host: string | undefined;
+  let hasBody = false;
+  let connectionTokens: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    if (INTEREST.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (hopByHop(lower)) {
+        if (lower === 'transfer-encoding') hasBody = true;
+        else if (lower === 'connection') connectionTokens = connectionTokens ? `${connectionTokens},${value}` : value;
+        continue;
+      }
+      switch (lower) {
+        case 'x-request-id':
+          if (requestId === undefined && isValidRequestId(value)) requestId = value;
+          continue;
+        case 'traceparent':
+          traceparent = value;
+          continue;
+        case 'x-forwarded-for':
+          if (edge) {
+            xff = xff === undefined ? value : `${xff}, ${value}`;
+            continue;
+          }
+          break;
+        case 'x-forwarded-proto':
+        case 'x-forwarded-host':
+          if (edge) continue; // the edge states these itself
+          break;
+        case 'content-length':
+          if (value !== '0') hasBody = true;
+          break;
+      }
+    } else if (name.length === 4 && name.toLowerCase() === 'host') {
+      host = value;
+    }
+    headers.push(name, value);
+  }
+  if (connectionTokens !== undefined) dropConnectionNamed(headers, connectionTokens);
+  if (requestId === undefined) requestId = newRequestId();
+  headers.push('x-request-id', requestId, 'traceparent', nextTraceparent(traceparent));
+  if (edge) {
+    headers.push('x-forwarded-for', xff === undefined ? edgeClientIp : `${xff}, ${edgeClientIp}`, 'x-forwarded-proto', proto);
+    if (host !== undefined) headers.push('x-forwarded-host', host);
+  }
+  out.headers = headers;
+  out.requestId = requestId;
+  out.hasBody = hasBody;
+  out.host = host ?? '';
+}
+
+const BENIGN_TOKENS = new Set(['keep-alive', 'close', 'upgrade']);
+
+/** Connection: may name further hop-by-hop fields (RFC 9110 §7.6.1); rare, so done in a second pass. */
+function dropConnectionNamed(headers: string[], tokens: string): void {
+  const named = new Set<string>();
+  for (const t of tokens.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n && !BENIGN_TOKENS.has(n)) named.add(n);
+  }
+  if (named.size === 0) return;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (named.has(headers[i].toLowerCase())) headers.splice(i, 2);
+  }
+}
+
+/**
+ * The upstream's response headers as Node's writeHead() takes them (a flat [name, value, ...]
+ * list), without hop-by-hop fields. Framing is Node's job on the client side.
+ */
+export function forwardResponseHeaders(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  let connectionTokens: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    if (INTEREST.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (hopByHop(lower)) {
+        if (lower === 'connection') connectionTokens = raw[i + 1].toString('latin1');
+        continue;
+      }
+    }
+    out.push(name, raw[i + 1].toString('latin1'));
+  }
+  if (connectionTokens !== undefined) dropConnectionNamed(out, connectionTokens);
+  return out;
+}

@@ -1,0 +1,152 @@
+// A sidecar mesh proxy beside one service instance: inbound (peers → app), outbound (app → mesh),
+// admin; registered in the store while it runs.
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { ProxyConfig } from '../config/schema.ts';
+import { parseDuration } from '../config/duration.ts';
+import { createAdminServer } from './admin/admin-server.ts';
+import { endpointsView } from './admin/endpoints-view.ts';
+import { createPool } from './client/endpoint-pools.ts';
+import { MeshClient } from './client/mesh-client.ts';
+import { DEFAULT_POLICY } from './client/policy.ts';
+import { Endpoint } from './discovery/endpoint.ts';
+import { EndpointCache } from './discovery/endpoint-cache.ts';
+import { Registration } from './discovery/registration.ts';
+import { ProxyListener } from './http/proxy-listener.ts';
+import { InboundRouter } from './inbound/inbound-router.ts';
+import { createLogger, type Logger } from './observe/log.ts';
+import { Metrics } from './observe/metrics.ts';
+import { OutboundRouter } from './outbound/outbound-router.ts';
+import { createStore } from './store/create-store.ts';
+import type { Instance, Store } from './store/types.ts';
+
+export interface SidecarDeps {
+  /** A store shared with other proxies in this process (the embedded demo). */
+  store?: Store;
+  log?: Logger;
+}
+
+export interface Sidecar {
+  readonly instance: Instance;
+  readonly inbound: AddressInfo;
+  readonly outbound: AddressInfo;
+  readonly admin: AddressInfo;
+  readonly log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}): Promise<Sidecar> {
+  const node = config.node;
+  const instanceId = node.instance ?? `${node.service}-${hostname()}-${process.pid}`;
+  const log = deps.log ?? createLogger(config.log, { component: 'proxy', service: node.service, instance: instanceId });
+  const metrics = new Metrics(node.dc);
+  const store = deps.store ?? createStore(config.store, log);
+  const cache = new EndpointCache({
+    store,
+    resyncMs: parseDuration(config.discovery.resync),
+    snapshotFile: join(config.discovery.stateDir, `endpoints-proxy-${instanceId}.json`),
+    log,
+    metrics,
+    startTimeoutMs: parseDuration(config.store.connectTimeout),
+  });
+  const client = new MeshClient({ cache, services: config.services });
+
+  const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
+  const appEndpoint = new Endpoint(appInstance);
+  const inboundTimeoutMs = parseDuration(config.inboundTimeout);
+  const appPool = createPool(appEndpoint.origin, { ...DEFAULT_POLICY, requestTimeoutMs: inboundTimeoutMs });
+  const inboundSeries = metrics.requests.series('inbound', node.service, '');
+  const accessLog = config.log.access;
+
+  const inboundListener = new ProxyListener({
+    direction: 'inbound', edge: false, accessLog, log, metrics,
+    router: new InboundRouter(node.service, appEndpoint, appPool, inboundSeries, inboundTimeoutMs),
+  });
+  const outboundListener = new ProxyListener({
+    direction: 'outbound', edge: false, accessLog, log, metrics,
+    router: new OutboundRouter(client, metrics.requests),
+  });
+
+  let registration: Registration | undefined;
+  let stopping = false;
+  const admin = createAdminServer({
+    metrics,
+    token: config.admin.token,
+    notReadyReason: () => {
+      if (stopping) return 'draining';
+      if (cache.source === 'none') return 'endpoints not yet synced';
+      return undefined;
+    },
+  });
+  admin.get('/endpoints', async () => endpointsView(cache));
+  admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
+
+  const owned: Array<() => Promise<unknown>> = [];
+  try {
+    await cache.start();
+    const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port);
+    owned.push(() => inboundListener.close(0));
+    const outbound = await outboundListener.listen(config.outbound.address, config.outbound.port);
+    owned.push(() => outboundListener.close(0));
+    await admin.listen({ host: config.admin.address, port: config.admin.port });
+    const adminAddr = admin.server.address() as AddressInfo;
+
+    const instance: Instance = {
+      service: node.service,
+      id: instanceId,
+      address: advertiseAddress(node.address, config.inbound.address),
+      port: inbound.port,
+      dc: node.dc,
+      zone: node.zone,
+      metadata: node.metadata,
+    };
+    registration = new Registration({
+      store, instance, log,
+      ttlMs: parseDuration(config.registration.ttl),
+      heartbeatMs: parseDuration(config.registration.heartbeat),
+    });
+    await registration.start();
+    log.info({ inbound: fmt(inbound), outbound: fmt(outbound), admin: fmt(adminAddr), app: appEndpoint.authority, store: store.kind }, 'mesh proxy started');
+
+    const reg = registration;
+    return {
+      instance, inbound, outbound, admin: adminAddr, log,
+      async stop() {
+        if (stopping) return;
+        stopping = true;
+        const drainMs = parseDuration(config.drainTimeout);
+        // Leave the registry first so peers stop choosing this instance, then drain what is in flight.
+        await reg.stop();
+        await Promise.all([inboundListener.close(drainMs), outboundListener.close(drainMs)]);
+        await admin.close();
+        await cache.stop();
+        await Promise.allSettled([client.close(), appPool.close()]);
+        if (!deps.store) await store.close();
+        log.info({ instance: instanceId }, 'mesh proxy stopped');
+        log.flush();
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled(owned.map((f) => f()));
+    await admin.close().catch(() => {});
+    await cache.stop();
+    await client.close();
+    await appPool.close();
+    if (!deps.store) await store.close();
+    throw err;
+  }
+}
+
+function advertiseAddress(configured: string | undefined, bound: string): string {
+  if (configured) return configured;
+  if (bound !== '0.0.0.0' && bound !== '::') return bound;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function fmt(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,19 @@
+import type { Store, StoreStatus } from '../types.ts';
+import { MemoryRegistry } from './memory-registry.ts';
+
+/** The embedded store: always up, shared by every proxy in this process. */
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  readonly status: StoreStatus = 'up';
+  readonly registry = new MemoryRegistry();
+
+  onStatus(): void {}
+
+  async ready(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.registry.close();
+  }
+}

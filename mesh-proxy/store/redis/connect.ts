@@ -1,0 +1,37 @@
+// ioredis connections shaped for a proxy: commands fail fast while Redis is away (no offline queue,
+// one retry, short timeouts) so nothing waits on the store; a separate subscriber connection
+// carries change events and resubscribes by itself after a reconnect.
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { StoreConfig } from '../../../config/schema.ts';
+import { parseDuration } from '../../../config/duration.ts';
+
+export type RedisClient = Redis | Cluster;
+
+function retryStrategy(times: number): number {
+  return Math.min(100 * 2 ** Math.min(times, 5), 2000);
+}
+
+export function createRedisClient(cfg: StoreConfig, role: 'command' | 'subscriber'): RedisClient {
+  const base: RedisOptions = {
+    connectTimeout: parseDuration(cfg.connectTimeout),
+    retryStrategy,
+    lazyConnect: false,
+    ...(cfg.options as RedisOptions | undefined),
+  };
+  const perRole: RedisOptions =
+    role === 'command'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: parseDuration(cfg.commandTimeout) }
+      : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
+  const options = { ...base, ...perRole };
+  if (cfg.cluster) {
+    return new Cluster(cfg.cluster, {
+      redisOptions: options,
+      enableOfflineQueue: options.enableOfflineQueue,
+      clusterRetryStrategy: retryStrategy,
+    });
+  }
+  if (cfg.sentinels) {
+    return new Redis({ ...options, sentinels: cfg.sentinels, name: cfg.sentinelName });
+  }
+  return new Redis(cfg.url ?? 'redis://127.0.0.1:6379', options);
+}

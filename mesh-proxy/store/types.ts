@@ -1,0 +1,55 @@
+// The store is a few narrow interfaces, each with an in-memory and a Redis implementation.
+// Nothing here knows about processes, listeners or policies.
+
+/** One registered instance of a service, as peers reach it (its sidecar's inbound listener). */
+export interface Instance {
+  readonly service: string;
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly dc: string;
+  readonly zone: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export type RegistryEvent =
+  | { readonly kind: 'up'; readonly instance: Instance }
+  | { readonly kind: 'down'; readonly service: string; readonly id: string };
+
+export interface Registry {
+  /** Upserts the instance with a time to live; called again as the heartbeat. */
+  register(instance: Instance, ttlMs: number): Promise<void>;
+  deregister(service: string, id: string): Promise<void>;
+  /** Every live instance of every service; expired ones are purged (and announced) on the way. */
+  snapshot(): Promise<Instance[]>;
+  /** Change events, pushed by the store; returns a function that stops them. */
+  watch(listener: (event: RegistryEvent) => void): () => void;
+}
+
+export type StoreStatus = 'up' | 'down';
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+  readonly registry: Registry;
+  readonly status: StoreStatus;
+  /** Called on every connectivity change (a Redis outage and its end). */
+  onStatus(listener: (status: StoreStatus) => void): void;
+  /** Resolves once connected, or false after timeoutMs: the caller goes on with what it has. */
+  ready(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function isInstance(v: unknown): v is Instance {
+  if (v === null || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o.service === 'string' &&
+    typeof o.id === 'string' &&
+    typeof o.address === 'string' &&
+    typeof o.port === 'number' &&
+    typeof o.dc === 'string' &&
+    typeof o.zone === 'string' &&
+    o.metadata !== null &&
+    typeof o.metadata === 'object'
+  );
+}
