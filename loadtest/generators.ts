@@ -1,0 +1,64 @@
+// Load generators: wrk (C, preferred: it leaves the most of its core to the upstream) when
+// installed, autocannon otherwise. Both run pinned to the load core.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { HAS_TASKSET, which } from './proc.ts';
+
+export interface RunStats {
+  rps: number;
+  p50: number; // ms
+  p99: number;
+  max: number;
+  errors: number;
+}
+
+export type GeneratorName = 'wrk' | 'autocannon';
+
+export function pickGenerator(): GeneratorName {
+  return which('wrk') ? 'wrk' : 'autocannon';
+}
+
+function run(core: number, cmd: string, args: string[]): Promise<string> {
+  const [file, argv] = HAS_TASKSET ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} failed (${code}): ${err.slice(-400)}`))));
+  });
+}
+
+export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number): Promise<RunStats> {
+  if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]));
+  const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+  const out = await run(core, process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', url]);
+  const j = JSON.parse(out) as {
+    requests: { average: number };
+    latency: { p50: number; p99: number; max: number };
+    errors: number;
+    non2xx: number;
+    timeouts: number;
+  };
+  return { rps: j.requests.average, p50: j.latency.p50, p99: j.latency.p99, max: j.latency.max, errors: j.errors + j.non2xx + j.timeouts };
+}
+
+function toMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+export function parseWrk(out: string): RunStats {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const latLine = /Latency\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+  const max = latLine ? toMs(latLine[3]) : NaN;
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errors = (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
+  return { rps, p50, p99, max, errors };
+}

@@ -1,0 +1,24 @@
+// meshgate's edge gateway under test: the real startGateway() with its in-memory store holding one
+// registered instance (the upstream), so the request path is exactly the production one.
+import { buildGatewayConfig } from '../../config/load.ts';
+import { startGateway } from '../../gateway/gateway.ts';
+import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
+
+const store = new MemoryStore();
+await store.registry.register(
+  { service: 'bench', id: 'bench-1', address: '127.0.0.1', port: Number(process.env.UPSTREAM_PORT), dc: 'local', zone: '', metadata: {} },
+  3_600_000,
+);
+const config = buildGatewayConfig(
+  {
+    listeners: { http: { address: '127.0.0.1', port: Number(process.env.PORT) } },
+    admin: { port: Number(process.env.ADMIN_PORT) },
+    discovery: { stateDir: process.env.STATE_DIR ?? '/tmp/meshgate-loadtest' },
+    log: { level: 'warn', access: process.env.ACCESS_LOG === '1' },
+    services: { bench: {} },
+    routes: [{ name: 'bench', match: { pathPrefix: '/' }, service: 'bench' }],
+  },
+  'loadtest:meshgate-edge',
+);
+await startGateway(config, { store });
+process.send?.('ready');

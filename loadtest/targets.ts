@@ -1,0 +1,118 @@
+// What a scenario measures: "direct" (no proxy), meshgate, the Node peers and, where their binaries
+// exist, nginx and HAProxy with upstream keep-alive configured as their docs advise, one worker each.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { startPinned, which, type Pinned } from './proc.ts';
+
+export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer';
+
+export interface Target {
+  name: string;
+  kind: TargetKind;
+  port: number;
+  /** Starts the proxy pinned to `core`; null for "direct". */
+  start(core: number, upstreamPort: number, workDir: string): Promise<Pinned | null>;
+}
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+async function httpOk(port: number): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+  if (res) await res.arrayBuffer().catch(() => {});
+  return res?.status === 200;
+}
+
+function node(name: string, kind: TargetKind, port: number, file: string, extraEnv: Record<string, string> = {}): Target {
+  return {
+    name,
+    kind,
+    port,
+    start: (core, upstreamPort, workDir) => {
+      const args = file.endsWith('.ts') ? ['--import', 'tsx', here(file)] : [here(file)];
+      return startPinned(core, process.execPath, args, {
+        env: { PORT: String(port), UPSTREAM_PORT: String(upstreamPort), ADMIN_PORT: String(port + 1), STATE_DIR: workDir, ...extraEnv },
+        ipc: true,
+        ready: () => httpOk(port),
+      });
+    },
+  };
+}
+
+export function allTargets(basePort: number): Target[] {
+  const t: Target[] = [
+    { name: 'direct', kind: 'direct', port: 0, start: async () => null },
+    node('meshgate', 'meshgate', basePort, './servers/meshgate-edge.ts'),
+    node('meshgate (access log on)', 'meshgate', basePort + 10, './servers/meshgate-edge.ts', { ACCESS_LOG: '1' }),
+    node('fastify + @fastify/http-proxy', 'node-peer', basePort + 20, './servers/fastify-http-proxy.mjs'),
+    node('http-proxy', 'node-peer', basePort + 30, './servers/http-proxy.mjs'),
+    node('fast-gateway 3.4.7', 'node-peer', basePort + 40, './servers/fast-gateway.mjs'),
+  ];
+  if (which('nginx')) t.push(nginx(basePort + 50));
+  if (which('haproxy')) t.push(haproxy(basePort + 60));
+  return t;
+}
+
+function nginx(port: number): Target {
+  return {
+    name: 'nginx',
+    kind: 'native-peer',
+    port,
+    start: (core, upstreamPort, workDir) => {
+      const dir = join(workDir, 'nginx');
+      mkdirSync(dir, { recursive: true });
+      const conf = join(dir, 'nginx.conf');
+      writeFileSync(
+        conf,
+        `worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`,
+      );
+      return startPinned(core, 'nginx', ['-c', conf, '-p', dir], { ready: () => httpOk(port) });
+    },
+  };
+}
+
+function haproxy(port: number): Target {
+  return {
+    name: 'HAProxy',
+    kind: 'native-peer',
+    port,
+    start: (core, upstreamPort, workDir) => {
+      const conf = join(workDir, 'haproxy.cfg');
+      writeFileSync(
+        conf,
+        `global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend bench_in
+  bind 127.0.0.1:${port}
+  default_backend bench
+backend bench
+  server s1 127.0.0.1:${upstreamPort} maxconn 1000
+`,
+      );
+      return startPinned(core, 'haproxy', ['-f', conf, '-db'], { ready: () => httpOk(port) });
+    },
+  };
+}
