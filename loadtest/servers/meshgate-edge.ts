@@ -22,3 +22,5 @@ const config = buildGatewayConfig(
 );
 await startGateway(config, { store });
 process.send?.('ready');
+// Exit through process.exit so --cpu-prof can write its profile.
+for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => process.exit(0));

@@ -39,7 +39,7 @@ export class EndpointCache {
   readonly #changeListeners = new Set<(service: string) => void>();
   #lastSyncAt = 0;
   #source: 'none' | 'store' | 'disk' = 'none';
-  #resyncing = false;
+  #inflight: Promise<boolean> | undefined;
   #pending: RegistryEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
   #unwatch: (() => void) | undefined;
@@ -104,20 +104,28 @@ export class EndpointCache {
     this.#unwatch?.();
   }
 
-  /** Replaces the view with the store's; returns false (view unchanged) when the store is away. */
-  async resync(): Promise<boolean> {
-    if (this.#resyncing || this.#stopped) return false;
-    this.#resyncing = true;
+  /**
+   * Replaces the view with the store's; resolves false (view unchanged) when the store is away.
+   * Callers during a resync share it (the store's "up" event and start() both ask for one).
+   */
+  resync(): Promise<boolean> {
+    if (this.#stopped) return Promise.resolve(false);
+    this.#inflight ??= this.#resync().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #resync(): Promise<boolean> {
     let instances: Instance[];
     try {
       instances = await this.#opts.store.registry.snapshot();
     } catch (err) {
       this.#opts.log.debug({ err: (err as Error).message }, 'discovery resync failed; keeping last known endpoints');
-      this.#resyncing = false;
       this.#pending = [];
       return false;
     }
-    this.#resyncing = false;
+    if (this.#stopped) return false;
     this.#replaceAll(instances);
     // Events and the snapshot travel on different connections: replay what arrived meanwhile so
     // the older snapshot cannot undo a newer event.
@@ -131,7 +139,7 @@ export class EndpointCache {
   }
 
   #onEvent(ev: RegistryEvent): void {
-    if (this.#resyncing) this.#pending.push(ev);
+    if (this.#inflight !== undefined) this.#pending.push(ev);
     this.#apply(ev);
     this.#scheduleSave();
   }

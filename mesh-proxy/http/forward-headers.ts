@@ -100,6 +100,8 @@ const BENIGN_TOKENS = new Set(['keep-alive', 'close', 'upgrade']);
 
 /** Connection: may name further hop-by-hop fields (RFC 9110 §7.6.1); rare, so done in a second pass. */
 function dropConnectionNamed(headers: string[], tokens: string): void {
+  // Nearly always the value is just "keep-alive" or "close": nothing further to drop.
+  if (tokens.length <= 10 && BENIGN_TOKENS.has(tokens.toLowerCase())) return;
   const named = new Set<string>();
   for (const t of tokens.split(',')) {
     const n = t.trim().toLowerCase();
