@@ -38,6 +38,8 @@ export class EdgeRouter implements Router {
     ex.route = route.name;
     ex.series = route.series;
     ex.timeoutMs = route.timeoutMs;
+    ex.perTryTimeoutMs = route.perTryTimeoutMs;
+    ex.allowNonIdempotent = route.allowNonIdempotent;
     ex.path = rewritePath(route, path, query);
     this.#client.forward(ex);
   }

@@ -50,7 +50,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     metrics,
     startTimeoutMs: parseDuration(config.store.connectTimeout),
   });
-  const client = new MeshClient({ cache, services: config.services });
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone });
 
   const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
   const appEndpoint = new Endpoint(appInstance);
@@ -79,12 +79,13 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
       return undefined;
     },
   });
-  admin.get('/endpoints', async () => endpointsView(cache));
+  admin.get('/endpoints', async () => endpointsView(cache, client));
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
 
   const owned: Array<() => Promise<unknown>> = [];
   try {
     await cache.start();
+    await client.start();
     const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port);
     owned.push(() => inboundListener.close(0));
     const outbound = await outboundListener.listen(config.outbound.address, config.outbound.port);
