@@ -21,6 +21,9 @@ import { OutboundRouter } from './outbound/outbound-router.ts';
 import { createStore } from './store/create-store.ts';
 import type { Instance, Store } from './store/types.ts';
 
+/** Time between deregistering and closing connections: peers learn of it by pub/sub in milliseconds. */
+const DEREGISTER_GRACE_MS = 500;
+
 export interface SidecarDeps {
   /** A store shared with other proxies in this process (the embedded demo). */
   store?: Store;
@@ -117,9 +120,15 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         if (stopping) return;
         stopping = true;
         const drainMs = parseDuration(config.drainTimeout);
-        // Leave the registry first so peers stop choosing this instance, then drain what is in flight.
+        const deadline = Date.now() + drainMs;
+        // 1. Leave the registry, and give peers a moment to see it before their pooled connections
+        //    to this inbound are closed (the preStop pause Kubernetes meshes rely on).
         await reg.stop();
-        await Promise.all([inboundListener.close(drainMs), outboundListener.close(drainMs)]);
+        await new Promise((r) => setTimeout(r, Math.min(DEREGISTER_GRACE_MS, drainMs)));
+        // 2. Drain inbound first: the app may still call other services while it finishes those
+        //    requests, so outbound closes last, within the same budget.
+        await inboundListener.close(Math.max(0, deadline - Date.now()));
+        await outboundListener.close(Math.max(0, deadline - Date.now()));
         await admin.close();
         await cache.stop();
         await Promise.allSettled([client.close(), appPool.close()]);

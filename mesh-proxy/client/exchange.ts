@@ -156,7 +156,7 @@ export class Exchange implements ForwardedRequest {
     this.statusCode = statusCode;
     if (endpoint) this.endpoint = endpoint;
     clearTimeout(this.#timer);
-    const headers = forwardResponseHeaders(rawHeaders);
+    const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
     if (this.echoRequestId) headers.push('x-request-id', this.requestId);
     if (this.owner.draining) headers.push('connection', 'close');
     this.res.writeHead(statusCode, statusText, headers);

@@ -145,15 +145,21 @@ function dropConnectionNamed(headers: string[], tokens: string): void {
  * The upstream's response headers as Node's writeHead() takes them (a flat [name, value, ...]
  * list), without hop-by-hop fields. Framing is Node's job on the client side.
  */
-export function forwardResponseHeaders(raw: Buffer[]): string[] {
+export function forwardResponseHeaders(raw: Buffer[], dropRequestId = false): string[] {
   const out: string[] = [];
   let connectionTokens: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
     if (INTEREST.has(name.length)) {
       const lower = name.toLowerCase();
+      // The edge states the request id itself; an upstream's copy would make it appear twice.
+      if (dropRequestId && lower === 'x-request-id') continue;
       if (hopByHop(lower)) {
-        if (lower === 'connection') connectionTokens = raw[i + 1].toString('latin1');
+        if (lower === 'connection') {
+          // Several Connection lines each name fields to drop (RFC 9110 §5.3: they combine).
+          const v = raw[i + 1].toString('latin1');
+          connectionTokens = connectionTokens === undefined ? v : `${connectionTokens},${v}`;
+        }
         continue;
       }
     }
