@@ -147,9 +147,10 @@ const Admin = (port: number) =>
     port: Port(port),
     token: Type.Optional(Type.String({ minLength: 16, description: 'a bearer token of at least 16 characters' })),
   });
-const Services = Type.Record(Name, ServicePolicySchema, { default: {}, description: 'client policy per destination service' });
+// additionalProperties: TypeBox's Record only emits patternProperties, so names failing the pattern would slip through.
+const Services = Type.Record(Name, ServicePolicySchema, { default: {}, additionalProperties: false, description: 'client policy per destination service' });
 const LogSchema = Section({
-  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'one of fatal, error, warn, info, debug, trace, silent' }),
   access: Type.Boolean({ default: true, description: 'one JSON access-log line per request' }),
 });
 
@@ -182,7 +183,7 @@ export const ProxyConfigSchema = Type.Object(
       address: Type.Optional(Type.String({ minLength: 1, description: 'the address peers use to reach this proxy' })),
       metadata: Type.Record(Type.String(), Type.String(), { default: {} }),
     }),
-    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1' }) }),
+    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }) }),
     inbound: Listener(4143, '0.0.0.0'),
     outbound: Listener(4140, '127.0.0.1'),
     admin: Admin(4191),
