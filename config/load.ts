@@ -41,18 +41,34 @@ export async function loadProxyConfig(file: string, env: Env = process.env): Pro
 
 export function buildGatewayConfig(raw: unknown, file: string, env: Env = process.env): GatewayConfig {
   const doc = prepare(raw, file, env, ENV_OVERRIDES);
-  const config = validate(validateGateway, doc, file);
-  const issues = checkGateway(config);
+  const issues = validate(validateGateway, doc, raw);
+  issues.push(...semantic(() => checkGateway(doc as GatewayConfig), issues));
   if (issues.length > 0) throw new ConfigError('CONFIG_INVALID', file, issues);
-  return deepFreeze(config);
+  return deepFreeze(doc as GatewayConfig);
 }
 
 export function buildProxyConfig(raw: unknown, file: string, env: Env = process.env): ProxyConfig {
   const doc = prepare(raw, file, env, [...ENV_OVERRIDES, ...PROXY_ENV_OVERRIDES]);
-  const config = validate(validateProxy, doc, file);
-  const issues = checkProxy(config);
+  const issues = validate(validateProxy, doc, raw);
+  issues.push(...semantic(() => checkProxy(doc as ProxyConfig), issues));
   if (issues.length > 0) throw new ConfigError('CONFIG_INVALID', file, issues);
-  return deepFreeze(config);
+  return deepFreeze(doc as ProxyConfig);
+}
+
+/**
+ * Semantic checks also run on a document the schema rejected (defaults are filled either way), so
+ * one pass reports every problem; a check that trips over a malformed part reports nothing more,
+ * and nothing is said twice about a path the schema already reported.
+ */
+function semantic(check: () => ConfigIssue[], schemaIssues: ConfigIssue[]): ConfigIssue[] {
+  let found: ConfigIssue[];
+  try {
+    found = check();
+  } catch {
+    return [];
+  }
+  const covered = (p: string) => schemaIssues.some((s) => s.path === p || p.startsWith(`${s.path}.`) || p.startsWith(`${s.path}[`));
+  return found.filter((i) => !covered(i.path));
 }
 
 async function readConfigFile(file: string): Promise<unknown> {
@@ -121,9 +137,46 @@ function setPath(doc: Record<string, unknown>, path: string[], value: unknown): 
   cur[path[path.length - 1]] = value;
 }
 
-function validate<T>(fn: ValidateFunction<T>, doc: unknown, file: string): T {
-  if (fn(doc)) return doc;
-  throw new ConfigError('CONFIG_INVALID', file, describeErrors(fn.errors ?? []));
+function validate<T>(fn: ValidateFunction<T>, doc: unknown, raw: unknown): ConfigIssue[] {
+  if (fn(doc)) return [];
+  if (coerceInterpolated(fn.errors ?? [], doc, raw) && fn(doc)) return [];
+  return describeErrors(fn.errors ?? []);
+}
+
+/**
+ * `port: ${PORT}` interpolates to the string "8081": a value that is one whole `${...}` reference
+ * takes the scalar type the schema expects there (integer, number, boolean) when it reads as one.
+ */
+function coerceInterpolated(errors: ErrorObject[], doc: unknown, raw: unknown): boolean {
+  let changed = false;
+  for (const e of errors) {
+    if (e.keyword !== 'type' || typeof e.data !== 'string') continue;
+    const written = atPointer(raw, e.instancePath);
+    if (typeof written !== 'string' || !/^\$\{[^}]+\}$/.test(written.trim())) continue;
+    const want = String(e.params.type);
+    let value: unknown;
+    if ((want === 'integer' || want === 'number') && /^-?\d+(\.\d+)?$/.test(e.data)) value = Number(e.data);
+    else if (want === 'boolean' && (e.data === 'true' || e.data === 'false')) value = e.data === 'true';
+    else continue;
+    const cut = e.instancePath.lastIndexOf('/');
+    const parent = atPointer(doc, e.instancePath.slice(0, cut)) as Record<string, unknown>;
+    parent[unescapePointer(e.instancePath.slice(cut + 1))] = value;
+    changed = true;
+  }
+  return changed;
+}
+
+function atPointer(node: unknown, pointer: string): unknown {
+  if (pointer === '') return node;
+  for (const raw of pointer.slice(1).split('/')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[unescapePointer(raw)];
+  }
+  return node;
+}
+
+function unescapePointer(seg: string): string {
+  return seg.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 /** Turns ajv's errors into one line per problem with a readable path (`routes[2].service`). */
@@ -149,14 +202,19 @@ export function describeErrors(errors: ErrorObject[]): ConfigIssue[] {
         message = 'is required';
         break;
       case 'type':
-        message = `expected ${expected ?? article(String(e.params.type))}, got ${describeValue(e.data)}`;
+        // The type itself is the expectation; descriptions say what a field means.
+        message = `expected ${article(String(e.params.type))}, got ${describeValue(e.data)}`;
+        break;
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        message = `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}, got ${describeValue(e.data)}`;
         break;
       case 'anyOf':
       case 'enum':
       case 'const':
       case 'pattern':
-      case 'minimum':
-      case 'maximum':
         message = `expected ${expected ?? e.message ?? 'a different value'}, got ${describeValue(e.data)}`;
         break;
       default:

@@ -10,6 +10,11 @@ function Section<T extends Parameters<typeof Type.Object>[0]>(props: T, descript
   return Type.Object(props, { ...strict, default: {}, ...(description ? { description } : {}) });
 }
 
+/** A section that stays absent unless written (its fields' defaults apply once it is). */
+function OptionalSection<T extends Parameters<typeof Type.Object>[0]>(props: T) {
+  return Type.Optional(Type.Object(props, strict));
+}
+
 const Duration = (def?: string) =>
   Type.String({ pattern: DURATION_PATTERN, description: 'a duration such as 250ms, 5s, 1m', ...(def ? { default: def } : {}) });
 const Port = (def?: number) =>
@@ -38,17 +43,71 @@ export const DiscoverySchema = Section({
   stateDir: Type.String({ minLength: 1, default: '.meshgate/state', description: 'where the last known endpoints are kept on disk' }),
 });
 
+const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
+const Ratio = (def: number, description: string) => Type.Number({ minimum: 0, maximum: 1, default: def, description });
+
 export const ServicePolicySchema = Type.Object(
   {
     protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }),
-    balancer: Type.Union([Type.Literal('round-robin')], { default: 'round-robin', description: 'round-robin' }),
+    balancer: Type.Union([Type.Literal('p2c-ewma'), Type.Literal('round-robin'), Type.Literal('least-request')], {
+      default: 'p2c-ewma',
+      description: 'p2c-ewma, round-robin or least-request',
+    }),
+    zone: Section({
+      prefer: Type.Boolean({ default: true, description: "prefer endpoints in the caller's zone" }),
+      minHealthy: Type.Integer({ minimum: 1, default: 2, description: 'local endpoints needed before traffic stays in the zone' }),
+      minShare: Ratio(0.25, 'share of all endpoints the local ones must make up'),
+    }),
     timeouts: Section({
       request: Duration('15s'),
+      perTry: Type.Optional(Duration()),
       connect: Duration('1s'),
     }),
     pool: Section({
       connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'max connections per endpoint' }),
       keepAlive: Duration('4s'),
+    }),
+    retries: Section({
+      attempts: Type.Integer({ minimum: 0, maximum: 10, default: 2, description: 'retries after the first try (0 disables)' }),
+      on: Type.Array(Type.Union(RETRY_CONDITIONS.map((c) => Type.Literal(c)), { description: RETRY_CONDITIONS.join(', ') }), {
+        default: ['connect-failure', 'reset', '502', '503'],
+      }),
+      budget: Section({
+        ratio: Ratio(0.2, 'retries allowed per request, on average'),
+        minPerSecond: Type.Number({ minimum: 0, default: 10, description: 'retries always allowed per second' }),
+        window: Duration('10s'),
+      }),
+      backoff: Section({ base: Duration('25ms'), max: Duration('250ms') }),
+      maxBodyBytes: Type.Integer({ minimum: 0, default: 65536, description: 'request bodies up to this size are buffered so they can be retried' }),
+    }),
+    limits: Section({
+      maxConcurrent: Type.Integer({ minimum: 1, default: 1024, description: 'requests in flight to the service' }),
+      maxPending: Type.Integer({ minimum: 0, default: 1024, description: 'requests waiting for a slot' }),
+      maxRetries: Type.Integer({ minimum: 0, default: 3, description: 'retries in flight to the service' }),
+    }),
+    breaker: Section({
+      consecutiveFailures: Type.Integer({ minimum: 1, default: 5 }),
+      errorRate: Type.Optional(
+        Section({ above: Ratio(0.5, 'failure ratio that opens the breaker'), window: Duration('10s'), minRequests: Type.Integer({ minimum: 1, default: 20 }) }),
+      ),
+      openFor: Duration('5s'),
+      maxOpenFor: Duration('5m'),
+      halfOpenProbes: Type.Integer({ minimum: 1, default: 1 }),
+      shared: Type.Boolean({ default: true, description: 'publish open breakers through the store' }),
+    }),
+    outlier: Section({
+      consecutive5xx: Type.Integer({ minimum: 1, default: 5 }),
+      consecutiveConnectFailures: Type.Integer({ minimum: 1, default: 5 }),
+      baseEjection: Duration('30s'),
+      maxEjection: Duration('5m'),
+      maxEjectedPercent: Type.Integer({ minimum: 0, maximum: 100, default: 50 }),
+    }),
+    healthCheck: OptionalSection({
+      path: Type.String({ pattern: '^/', default: '/health', description: 'a path starting with "/"' }),
+      interval: Duration('5s'),
+      timeout: Duration('1s'),
+      unhealthyThreshold: Type.Integer({ minimum: 1, default: 3 }),
+      healthyThreshold: Type.Integer({ minimum: 1, default: 2 }),
     }),
   },
   { ...strict, default: {} },
@@ -69,14 +128,14 @@ export const RouteSchema = Type.Object(
   {
     name: Name,
     match: MatchSchema,
-    rewrite: Type.Optional(
-      Section({
-        stripPrefix: Type.Boolean({ default: false }),
-        prefix: Type.Optional(Type.String({ pattern: '^/', description: 'a path starting with "/"' })),
-      }),
-    ),
+    rewrite: OptionalSection({
+      stripPrefix: Type.Boolean({ default: false }),
+      prefix: Type.Optional(Type.String({ pattern: '^/', description: 'a path starting with "/"' })),
+    }),
     service: Name,
     timeout: Type.Optional(Duration()),
+    perTryTimeout: Type.Optional(Duration()),
+    retries: OptionalSection({ allowNonIdempotent: Type.Boolean({ default: false, description: 'retry POST/PATCH after the upstream may have seen them' }) }),
   },
   strict,
 );
@@ -88,9 +147,10 @@ const Admin = (port: number) =>
     port: Port(port),
     token: Type.Optional(Type.String({ minLength: 16, description: 'a bearer token of at least 16 characters' })),
   });
-const Services = Type.Record(Name, ServicePolicySchema, { default: {}, description: 'client policy per destination service' });
+// additionalProperties: TypeBox's Record only emits patternProperties, so names failing the pattern would slip through.
+const Services = Type.Record(Name, ServicePolicySchema, { default: {}, additionalProperties: false, description: 'client policy per destination service' });
 const LogSchema = Section({
-  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'one of fatal, error, warn, info, debug, trace, silent' }),
   access: Type.Boolean({ default: true, description: 'one JSON access-log line per request' }),
 });
 
@@ -123,7 +183,7 @@ export const ProxyConfigSchema = Type.Object(
       address: Type.Optional(Type.String({ minLength: 1, description: 'the address peers use to reach this proxy' })),
       metadata: Type.Record(Type.String(), Type.String(), { default: {} }),
     }),
-    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1' }) }),
+    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }) }),
     inbound: Listener(4143, '0.0.0.0'),
     outbound: Listener(4140, '127.0.0.1'),
     admin: Admin(4191),

@@ -18,6 +18,7 @@ export class EdgeRouter implements Router {
 
   route(ex: Exchange): void {
     let target = ex.req.url ?? '/';
+    let authority = ex.host;
     if (target.charCodeAt(0) !== 47 /* '/' */) {
       const abs = splitAbsoluteForm(target);
       if (abs === undefined) {
@@ -25,9 +26,10 @@ export class EdgeRouter implements Router {
         return;
       }
       target = abs.path;
+      authority = abs.host; // RFC 9112 §3.2.2: the target's authority replaces the Host header
     }
     const { path, query } = splitTarget(target);
-    const host = hostWithoutPort(ex.host);
+    const host = hostWithoutPort(authority);
     const method = ex.req.method ?? 'GET';
     const route = this.table.match({ method, host, path, req: ex.req });
     if (route === undefined) {
@@ -38,6 +40,8 @@ export class EdgeRouter implements Router {
     ex.route = route.name;
     ex.series = route.series;
     ex.timeoutMs = route.timeoutMs;
+    ex.perTryTimeoutMs = route.perTryTimeoutMs;
+    ex.allowNonIdempotent = route.allowNonIdempotent;
     ex.path = rewritePath(route, path, query);
     this.#client.forward(ex);
   }

@@ -40,7 +40,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     metrics,
     startTimeoutMs: parseDuration(config.store.connectTimeout),
   });
-  const client = new MeshClient({ cache, services: config.services });
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone });
   const router = new EdgeRouter(compileRoutes(config.routes, metrics.requests), client);
   const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
 
@@ -50,7 +50,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     token: config.admin.token,
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
   });
-  admin.get('/endpoints', async () => endpointsView(cache));
+  admin.get('/endpoints', async () => endpointsView(cache, client));
   admin.get('/routes', async () => ({
     routes: router.table.routes.map((r) => ({
       name: r.name, service: r.service, prefix: r.prefix,
@@ -61,6 +61,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
   try {
     await cache.start();
+    await client.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
     try {
       await admin.listen({ host: config.admin.address, port: config.admin.port });

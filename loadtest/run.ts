@@ -1,24 +1,46 @@
-// `npm run loadtest [-- --scenario NAME] [-- --quick]`: starts a fixed upstream, meshgate and its
+// `npm run loadtest [-- --scenario NAME] [-- --quick]`: starts fixed upstreams, meshgate and its
 // peers, runs an interleaved matrix (round robin over targets, several rounds, median per target)
-// and prints a markdown table. On a multi-core machine the proxy under test is pinned to core 0,
-// the load generator and the upstream to core 1. Every process it starts is stopped by PID.
+// and prints a markdown table per scenario. On a multi-core machine the proxy under test is pinned
+// to core 0, the load generator and the upstreams to core 1. Every process it starts is stopped by PID.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { generate, pickGenerator, type RunStats } from './generators.ts';
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, type Pinned } from './proc.ts';
 import { renderTable, type Row } from './report.ts';
-import { allTargets, type Target } from './targets.ts';
-import { fileURLToPath } from 'node:url';
+import { allTargets, balancerTargets, type Target } from './targets.ts';
 
-const SCENARIOS = ['plain-h1'] as const;
-type Scenario = (typeof SCENARIOS)[number];
+interface Scenario {
+  title: string;
+  /** One entry per upstream: its added latency. */
+  upstreams: number[];
+  targets(basePort: number, quick: boolean): Target[];
+  note?: string;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  'plain-h1': {
+    title: 'plain HTTP/1.1 proxy',
+    upstreams: [0],
+    targets: (base, quick) => {
+      const all = allTargets(base);
+      return quick ? all.filter((t) => t.name === 'direct' || t.name === 'meshgate' || t.name.startsWith('fastify')) : all;
+    },
+  },
+  'slow-instance': {
+    title: 'three upstreams, one 50 ms slower: meshgate balancers compared',
+    upstreams: [0, 0, 50],
+    targets: (base, quick) => (quick ? balancerTargets(base).filter((t) => !t.name.includes('least')) : balancerTargets(base)),
+    note: 'Throughput here is bounded by latency (fixed connections), so req/s rises as fewer requests wait on the slow upstream.',
+  },
+};
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: 'plain-h1' },
+    scenario: { type: 'string', default: 'all' },
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     duration: { type: 'string' },
@@ -29,13 +51,17 @@ const { values } = parseArgs({
   },
 });
 
+const names = Object.keys(SCENARIOS);
 if (values.help) {
-  console.log(`Usage: npm run loadtest -- [--scenario ${SCENARIOS.join('|')}] [--quick] [--rounds N] [--duration S] [--connections C] [--out FILE]`);
+  console.log(`Usage: npm run loadtest -- [--scenario all|${names.join('|')}] [--quick] [--rounds N] [--duration S] [--connections C] [--out FILE]`);
   process.exit(0);
 }
-if (!SCENARIOS.includes(values.scenario as Scenario)) {
-  console.error(`unknown scenario "${values.scenario}"; available: ${SCENARIOS.join(', ')}`);
-  process.exit(2);
+const selected = values.scenario === 'all' ? names : [values.scenario!];
+for (const s of selected) {
+  if (!SCENARIOS[s]) {
+    console.error(`unknown scenario "${s}"; available: all, ${names.join(', ')}`);
+    process.exit(2);
+  }
 }
 
 const quick = values.quick;
@@ -49,23 +75,25 @@ const PROXY_CORE = 0;
 const LOAD_CORE = multiCore ? 1 : 0;
 const gen = pickGenerator();
 const workDir = mkdtempSync(join(tmpdir(), 'meshgate-loadtest-'));
-const started: Pinned[] = [];
+let started: Pinned[] = [];
 
-async function main(): Promise<void> {
-  let targets = allTargets(basePort);
-  if (quick) targets = targets.filter((t) => t.name === 'direct' || t.name === 'meshgate' || t.name.startsWith('fastify'));
-
-  const upstreamPort = basePort + 99;
-  const upstream = await startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/upstream.mjs', import.meta.url))], {
-    env: { PORT: String(upstreamPort) },
-    ipc: true,
-    ready: async () => (await fetch(`http://127.0.0.1:${upstreamPort}/`).catch(() => undefined))?.status === 200,
-  });
-  started.push(upstream);
-
+async function runScenario(name: string, s: Scenario): Promise<string> {
+  const upstreamPorts: number[] = [];
+  for (const [i, delay] of s.upstreams.entries()) {
+    const port = basePort + 90 + i;
+    started.push(
+      await startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/upstream.mjs', import.meta.url))], {
+        env: { PORT: String(port), DELAY_MS: String(delay) },
+        ipc: true,
+        ready: async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status === 200,
+      }),
+    );
+    upstreamPorts.push(port);
+  }
+  const targets = s.targets(basePort, quick);
   const procs = new Map<Target, Pinned | null>();
   for (const t of targets) {
-    const p = await t.start(PROXY_CORE, upstreamPort, workDir);
+    const p = await t.start(PROXY_CORE, upstreamPorts, workDir);
     if (p) started.push(p);
     procs.set(t, p);
   }
@@ -75,7 +103,7 @@ async function main(): Promise<void> {
     // Rotate the order each round so no target always runs right after the same neighbour.
     const order = targets.map((_, i) => targets[(i + round) % targets.length]);
     for (const t of order) {
-      const url = `http://127.0.0.1:${t.kind === 'direct' ? upstreamPort : t.port}/bench`;
+      const url = `http://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}/bench`;
       await generate(gen, LOAD_CORE, url, connections, warmupSeconds);
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
@@ -87,37 +115,49 @@ async function main(): Promise<void> {
       const list = samples.get(t) ?? [];
       list.push({ ...stats, cpu, rss });
       samples.set(t, list);
-      process.stderr.write(`round ${round + 1}/${rounds} ${t.name.padEnd(30)} ${stats.rps.toFixed(0).padStart(7)} req/s  p99 ${stats.p99.toFixed(2)} ms\n`);
+      process.stderr.write(`${name} round ${round + 1}/${rounds} ${t.name.padEnd(30)} ${stats.rps.toFixed(0).padStart(7)} req/s  p99 ${stats.p99.toFixed(2)} ms\n`);
     }
   }
+  await Promise.all(started.map(stopPid));
+  started = [];
 
   const rows: Row[] = targets.map((t) => {
-    const s = samples.get(t) ?? [];
+    const list = samples.get(t) ?? [];
     return {
       name: t.name,
       kind: t.kind,
-      rps: median(s.map((x) => x.rps)),
-      p50: median(s.map((x) => x.p50)),
-      p99: median(s.map((x) => x.p99)),
-      max: median(s.map((x) => x.max)),
-      errors: s.reduce((a, x) => a + x.errors, 0),
-      rssMb: median(s.map((x) => x.rss)),
-      cpuPct: median(s.map((x) => x.cpu)),
+      rps: median(list.map((x) => x.rps)),
+      p50: median(list.map((x) => x.p50)),
+      p99: median(list.map((x) => x.p99)),
+      max: median(list.map((x) => x.max)),
+      errors: list.reduce((a, x) => a + x.errors, 0),
+      rssMb: median(list.map((x) => x.rss)),
+      cpuPct: median(list.map((x) => x.cpu)),
     };
   });
-
-  const header = [
-    `### Scenario ${values.scenario}: plain HTTP/1.1 proxy, ${connections} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${gen}`,
+  return [
+    `### Scenario ${name}: ${s.title}`,
     '',
+    `${connections} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${gen}. ${s.note ?? ''}`,
+    '',
+    renderTable(rows),
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const header = [
     HAS_TASKSET && multiCore
-      ? `Pinned: proxy under test on core ${PROXY_CORE}; load generator and upstream on core ${LOAD_CORE} (taskset).`
+      ? `Pinned: proxy under test on core ${PROXY_CORE}; load generator and upstreams on core ${LOAD_CORE} (taskset).`
       : 'Not pinned (taskset missing or a single core): figures are indicative only.',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; Node ${process.version}${versionOf('nginx', ['-v'])}${versionOf('haproxy', ['-v'])}.`,
     '',
   ].join('\n');
-  const table = `${header}\n${renderTable(rows)}\n`;
-  console.log(table);
-  if (values.out) writeFileSync(values.out, `# meshgate load-test results\n\nRun on ${new Date().toISOString().slice(0, 10)} with \`npm run loadtest\`.\n\n${table}`);
+  const parts = [header];
+  for (const name of selected) parts.push(await runScenario(name, SCENARIOS[name]));
+  const out = parts.join('\n');
+  console.log(out);
+  if (values.out) writeFileSync(values.out, `# meshgate load-test results\n\nRun on ${new Date().toISOString().slice(0, 10)} with \`npm run loadtest\`.\n\n${out}`);
 }
 
 function versionOf(bin: string, args: string[]): string {

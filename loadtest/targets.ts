@@ -12,7 +12,7 @@ export interface Target {
   kind: TargetKind;
   port: number;
   /** Starts the proxy pinned to `core`; null for "direct". */
-  start(core: number, upstreamPort: number, workDir: string): Promise<Pinned | null>;
+  start(core: number, upstreamPorts: number[], workDir: string): Promise<Pinned | null>;
 }
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -28,15 +28,31 @@ function node(name: string, kind: TargetKind, port: number, file: string, extraE
     name,
     kind,
     port,
-    start: (core, upstreamPort, workDir) => {
+    start: (core, upstreamPorts, workDir) => {
       const args = file.endsWith('.ts') ? ['--import', 'tsx', here(file)] : [here(file)];
       return startPinned(core, process.execPath, args, {
-        env: { PORT: String(port), UPSTREAM_PORT: String(upstreamPort), ADMIN_PORT: String(port + 1), STATE_DIR: workDir, ...extraEnv },
+        env: {
+          PORT: String(port),
+          UPSTREAM_PORT: String(upstreamPorts[0]),
+          UPSTREAM_PORTS: upstreamPorts.join(','),
+          ADMIN_PORT: String(port + 1),
+          STATE_DIR: workDir,
+          ...extraEnv,
+        },
         ipc: true,
         ready: () => httpOk(port),
       });
     },
   };
+}
+
+/** Scenario slow-instance: meshgate's balancers over three upstreams, one of them 50 ms slower. */
+export function balancerTargets(basePort: number): Target[] {
+  return [
+    node('meshgate p2c-ewma', 'meshgate', basePort, './servers/meshgate-edge.ts', { BALANCER: 'p2c-ewma' }),
+    node('meshgate least-request', 'meshgate', basePort + 10, './servers/meshgate-edge.ts', { BALANCER: 'least-request' }),
+    node('meshgate round-robin', 'meshgate', basePort + 20, './servers/meshgate-edge.ts', { BALANCER: 'round-robin' }),
+  ];
 }
 
 export function allTargets(basePort: number): Target[] {
@@ -58,7 +74,7 @@ function nginx(port: number): Target {
     name: 'nginx',
     kind: 'native-peer',
     port,
-    start: (core, upstreamPort, workDir) => {
+    start: (core, [upstreamPort], workDir) => {
       const dir = join(workDir, 'nginx');
       mkdirSync(dir, { recursive: true });
       const conf = join(dir, 'nginx.conf');
@@ -92,7 +108,7 @@ function haproxy(port: number): Target {
     name: 'HAProxy',
     kind: 'native-peer',
     port,
-    start: (core, upstreamPort, workDir) => {
+    start: (core, [upstreamPort], workDir) => {
       const conf = join(workDir, 'haproxy.cfg');
       writeFileSync(
         conf,

@@ -21,6 +21,9 @@ import { OutboundRouter } from './outbound/outbound-router.ts';
 import { createStore } from './store/create-store.ts';
 import type { Instance, Store } from './store/types.ts';
 
+/** Time between deregistering and closing connections: peers learn of it by pub/sub in milliseconds. */
+const DEREGISTER_GRACE_MS = 500;
+
 export interface SidecarDeps {
   /** A store shared with other proxies in this process (the embedded demo). */
   store?: Store;
@@ -50,7 +53,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     metrics,
     startTimeoutMs: parseDuration(config.store.connectTimeout),
   });
-  const client = new MeshClient({ cache, services: config.services });
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone });
 
   const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
   const appEndpoint = new Endpoint(appInstance);
@@ -79,12 +82,13 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
       return undefined;
     },
   });
-  admin.get('/endpoints', async () => endpointsView(cache));
+  admin.get('/endpoints', async () => endpointsView(cache, client));
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
 
   const owned: Array<() => Promise<unknown>> = [];
   try {
     await cache.start();
+    await client.start();
     const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port);
     owned.push(() => inboundListener.close(0));
     const outbound = await outboundListener.listen(config.outbound.address, config.outbound.port);
@@ -116,9 +120,15 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         if (stopping) return;
         stopping = true;
         const drainMs = parseDuration(config.drainTimeout);
-        // Leave the registry first so peers stop choosing this instance, then drain what is in flight.
+        const deadline = Date.now() + drainMs;
+        // 1. Leave the registry, and give peers a moment to see it before their pooled connections
+        //    to this inbound are closed (the preStop pause Kubernetes meshes rely on).
         await reg.stop();
-        await Promise.all([inboundListener.close(drainMs), outboundListener.close(drainMs)]);
+        await new Promise((r) => setTimeout(r, Math.min(DEREGISTER_GRACE_MS, drainMs)));
+        // 2. Drain inbound first: the app may still call other services while it finishes those
+        //    requests, so outbound closes last, within the same budget.
+        await inboundListener.close(Math.max(0, deadline - Date.now()));
+        await outboundListener.close(Math.max(0, deadline - Date.now()));
         await admin.close();
         await cache.stop();
         await Promise.allSettled([client.close(), appPool.close()]);

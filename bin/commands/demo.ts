@@ -127,7 +127,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       ...instances.map((i) => `  ${i.id.padEnd(10)}    app :${i.app}  sidecar outbound :${i.outbound} inbound :${i.inbound} admin :${i.admin}`),
       '',
       'Try:',
-      `  curl -s ${base}/catalog/items          # catalog JSON; "instance" alternates between catalog-1 and catalog-2`,
+      `  curl -s ${base}/catalog/items          # catalog JSON; "instance" says which of catalog-1 / catalog-2 answered`,
       `  curl -s ${base}/orders/42              # orders calls catalog through its sidecar (east-west)`,
       `  curl -s ${base}/nowhere                # 404 NO_ROUTE as JSON`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/endpoints   # what the gateway knows`,

@@ -18,6 +18,8 @@ export interface CompiledRoute {
   readonly stripPrefix: boolean;
   readonly replacePrefix: string | null;
   readonly timeoutMs: number;
+  readonly perTryTimeoutMs: number;
+  readonly allowNonIdempotent: boolean;
   readonly series: RequestSeries;
 }
 
@@ -48,6 +50,8 @@ export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMe
         stripPrefix: r.rewrite?.stripPrefix ?? false,
         replacePrefix: r.rewrite?.prefix ?? null,
         timeoutMs: r.timeout ? parseDuration(r.timeout) : 0,
+        perTryTimeoutMs: r.perTryTimeout ? parseDuration(r.perTryTimeout) : 0,
+        allowNonIdempotent: r.retries?.allowNonIdempotent ?? false,
         series: metrics.series('edge', r.service, r.name),
       });
     }),

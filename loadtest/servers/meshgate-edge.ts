@@ -5,17 +5,17 @@ import { startGateway } from '../../gateway/gateway.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 
 const store = new MemoryStore();
-await store.registry.register(
-  { service: 'bench', id: 'bench-1', address: '127.0.0.1', port: Number(process.env.UPSTREAM_PORT), dc: 'local', zone: '', metadata: {} },
-  3_600_000,
-);
+const ports = (process.env.UPSTREAM_PORTS ?? process.env.UPSTREAM_PORT ?? '').split(',').map(Number);
+for (const [i, port] of ports.entries()) {
+  await store.registry.register({ service: 'bench', id: `bench-${i + 1}`, address: '127.0.0.1', port, dc: 'local', zone: '', metadata: {} }, 3_600_000);
+}
 const config = buildGatewayConfig(
   {
     listeners: { http: { address: '127.0.0.1', port: Number(process.env.PORT) } },
     admin: { port: Number(process.env.ADMIN_PORT) },
     discovery: { stateDir: process.env.STATE_DIR ?? '/tmp/meshgate-loadtest' },
     log: { level: 'warn', access: process.env.ACCESS_LOG === '1' },
-    services: { bench: {} },
+    services: { bench: { balancer: (process.env.BALANCER ?? 'p2c-ewma') as 'p2c-ewma' } },
     routes: [{ name: 'bench', match: { pathPrefix: '/' }, service: 'bench' }],
   },
   'loadtest:meshgate-edge',

@@ -1,18 +1,32 @@
-// One proxied request/response. The object is also the undici dispatch handler, so a request costs
-// one allocation here and no closures. It uses undici's native handler interface (onConnect /
-// onHeaders / onData / onComplete / onError): the controller-style one that undici 7 also offers is
-// adapted onto this and parses every response's headers into an object, which a proxy never needs.
+// One proxied request/response as the client (downstream) sees it: its headers, deadline, body,
+// and the response once one is committed. Tries toward upstreams are Attempts (attempt.ts); the
+// exchange only learns of the one whose response it relays. A request costs one Exchange, one
+// Attempt per try, and no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
+import { formatGrpcTimeout } from '../http/deadline.ts';
 import { sendError } from '../http/error-reply.ts';
-import { classifyTransportError, ERROR_KINDS, MeshError, type MeshErrorCode } from './errors.ts';
+import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
+import { CLIENT_GONE_MESSAGE } from './attempt.ts';
 
 /** The listener that owns an exchange hears about its end (metrics, access log, drain). */
 export interface ExchangeOwner {
   readonly draining: boolean;
   finished(ex: Exchange): void;
+}
+
+/** Whoever holds resources for an exchange (a concurrency slot) is told when it ends. */
+export interface ExchangeHolder {
+  /** A queued exchange got its concurrency slot. */
+  admitted(ex: Exchange): void;
+  released(ex: Exchange): void;
+}
+
+/** The try in flight, as far as the exchange needs to cancel it. */
+export interface Cancellable {
+  cancel(reason: Error): void;
 }
 
 const kExchange = Symbol('meshgate.exchange');
@@ -24,103 +38,175 @@ function onResponseClose(this: TrackedResponse): void {
   if (ex !== undefined && !ex.done) ex.clientGone();
 }
 
+function onDeadline(ex: Exchange): void {
+  ex.deadlineReached();
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CLIENT_GONE = new Error(CLIENT_GONE_MESSAGE);
+const DEADLINE = new Error('deadline reached');
+
 export class Exchange implements ForwardedRequest {
   readonly req: IncomingMessage;
   readonly res: TrackedResponse;
   readonly owner: ExchangeOwner;
   readonly startedAt: number;
-  /** Upstream request: filled by forwardRequestHeaders() and the router. */
+  readonly method: string;
+  readonly idempotent: boolean;
+  // Upstream request: filled by forwardRequestHeaders() and the router.
   headers: string[] = [];
   requestId = '';
   hasBody = false;
+  contentLength = -1;
   host = '';
+  callerTimeoutMs = -1;
+  timeoutSlot = -1;
+  grpcTimeoutSlot = -1;
   path: string;
   service = '';
   route = '';
   series: RequestSeries | undefined;
+  /** The route's total timeout (0: the service's). */
   timeoutMs = 0;
-  /** Echo x-request-id on the response (the edge does, for clients to quote). */
+  /** The route's per-try timeout (0: the service's). */
+  perTryTimeoutMs = 0;
+  allowNonIdempotent = false;
   echoRequestId = false;
-  /** Outcome. */
+  /** performance.now() by which the response must have started; 0 before the router sets it. */
+  deadlineAt = 0;
+  /** The deadline came from the caller's header rather than this hop's own timeout. */
+  deadlineFromCaller = false;
+  /** A buffered body that can be replayed on a retry; null when there is none or it is streamed. */
+  body: Buffer | null = null;
+  streamedBody = false;
+  // Outcome
   endpoint: Endpoint | undefined;
   statusCode = 0;
   errorCode: MeshErrorCode | undefined;
+  tries = 0;
+  committed = false;
   done = false;
-  #abort: ((err?: Error) => void) | undefined;
-  #resume: (() => void) | undefined;
+  holder: ExchangeHolder | undefined;
+  /** Its place in the service's concurrency limit. */
+  slot: 'none' | 'queued' | 'active' = 'none';
+  current: Cancellable | undefined;
+  /** The endpoint of the latest try (a retry prefers another). */
+  lastEndpoint: Endpoint | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, owner: ExchangeOwner) {
     this.req = req;
     this.res = res as TrackedResponse;
     this.owner = owner;
     this.startedAt = performance.now();
+    this.method = req.method ?? 'GET';
+    this.idempotent = IDEMPOTENT.has(this.method);
     this.path = req.url ?? '/';
     this.res[kExchange] = this;
     res.on('close', onResponseClose);
   }
 
-  /** Ends the exchange with a local reply (no upstream response). */
-  fail(code: MeshErrorCode, message: string): void {
-    if (this.done) return;
-    this.errorCode = code;
-    this.statusCode = this.res.headersSent ? this.statusCode : ERROR_KINDS[code].status;
-    sendError(this.res, code, message, this.requestId, this.owner.draining);
-    this.#finish();
-  }
-
-  clientGone(): void {
-    if (this.#abort !== undefined) this.#abort(new Error('client closed the connection'));
-    if (!this.done) {
-      this.statusCode = 499; // nginx's "client closed request": kept apart from upstream errors
-      this.#finish();
+  /**
+   * Fixes the deadline: the sooner of this hop's timeout and the caller's remaining deadline.
+   * Returns false, having answered 504 DEADLINE_EXCEEDED, when the caller's deadline has passed.
+   */
+  startDeadline(timeoutMs: number): boolean {
+    let ms = timeoutMs;
+    if (this.callerTimeoutMs >= 0 && this.callerTimeoutMs <= ms) {
+      ms = this.callerTimeoutMs;
+      this.deadlineFromCaller = true;
     }
-  }
-
-  // --- undici handler ---------------------------------------------------------------------------
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.done) {
-      abort(new Error('client closed the connection'));
-      return;
+    if (ms <= 0) {
+      this.fail('DEADLINE_EXCEEDED', 'the request arrived with its deadline already passed');
+      return false;
     }
-    this.#abort = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
-    if (this.done) return false;
-    this.statusCode = statusCode;
-    this.#resume = resume;
-    const headers = forwardResponseHeaders(rawHeaders);
-    if (this.echoRequestId) headers.push('x-request-id', this.requestId);
-    if (this.owner.draining) headers.push('connection', 'close');
-    this.res.writeHead(statusCode, statusText, headers);
+    this.deadlineAt = this.startedAt + ms;
+    this.#timer = setTimeout(onDeadline, Math.max(1, this.deadlineAt - performance.now()), this);
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.done) return false;
+  /** Milliseconds left before the deadline (Infinity when none is set). */
+  remainingMs(now = performance.now()): number {
+    return this.deadlineAt === 0 ? Infinity : this.deadlineAt - now;
+  }
+
+  /** Writes the remaining deadline into the upstream headers before a try. */
+  stampDeadline(now: number): void {
+    const left = Math.max(0, Math.floor(this.remainingMs(now)));
+    if (this.timeoutSlot >= 0) this.headers[this.timeoutSlot] = String(left);
+    if (this.grpcTimeoutSlot >= 0) this.headers[this.grpcTimeoutSlot] = formatGrpcTimeout(left);
+  }
+
+  /** ConcurrencyLimit's Waiter: the queued exchange may go. */
+  granted(): void {
+    this.holder?.admitted(this);
+  }
+
+  get retriableBody(): boolean {
+    return !this.streamedBody;
+  }
+
+  mayRetryAfterSend(): boolean {
+    return this.idempotent || this.allowNonIdempotent;
+  }
+
+  /** The chosen try's response starts: headers go to the client; the deadline now only bounds idleness. */
+  commit(statusCode: number, statusText: string, rawHeaders: Buffer[], endpoint: Endpoint | undefined): void {
+    this.committed = true;
+    this.statusCode = statusCode;
+    if (endpoint) this.endpoint = endpoint;
+    clearTimeout(this.#timer);
+    const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
+    if (this.echoRequestId) headers.push('x-request-id', this.requestId);
+    if (this.owner.draining) headers.push('connection', 'close');
+    this.res.writeHead(statusCode, statusText, headers);
+  }
+
+  /** Relays a body chunk; false asks the upstream to pause until `resume` is called on 'drain'. */
+  write(chunk: Buffer, resume: () => void): boolean {
     const ok = this.res.write(chunk);
-    if (!ok && this.#resume !== undefined) this.res.once('drain', this.#resume);
+    if (!ok) this.res.once('drain', resume);
     return ok;
   }
 
-  onComplete(): void {
+  end(): void {
     if (this.done) return;
     this.res.end();
     this.#finish();
   }
 
-  onError(err: Error): void {
+  /** Ends the exchange with a local reply (or a cut connection if the response already started). */
+  fail(code: MeshErrorCode, message: string): void {
     if (this.done) return;
-    const authority = this.endpoint?.authority ?? 'unknown';
-    const e = err instanceof MeshError ? err : classifyTransportError(err, authority);
-    this.fail(e.code, e.message);
+    this.errorCode = code;
+    if (!this.committed) this.statusCode = ERROR_KINDS[code].status;
+    sendError(this.res, code, message, this.requestId, this.owner.draining);
+    this.#finish();
+  }
+
+  // Both end the exchange before cancelling its try: undici reports the abort synchronously, and
+  // the try's owner must see an exchange that is already over, not a transport failure to handle.
+  clientGone(): void {
+    if (this.done) return;
+    const current = this.current;
+    if (!this.committed) this.statusCode = 499; // nginx's "client closed request", kept apart from upstream errors
+    this.#finish();
+    current?.cancel(CLIENT_GONE);
+  }
+
+  deadlineReached(): void {
+    if (this.done || this.committed) return;
+    const current = this.current;
+    if (this.deadlineFromCaller) this.fail('DEADLINE_EXCEEDED', "the caller's deadline passed before the upstream answered");
+    else this.fail('UPSTREAM_TIMEOUT', `no response from ${this.service || 'the upstream'} within the timeout`);
+    current?.cancel(DEADLINE);
   }
 
   #finish(): void {
     this.done = true;
-    this.#abort = undefined;
+    clearTimeout(this.#timer);
+    this.current = undefined;
+    this.holder?.released(this);
     this.owner.finished(this);
   }
 }

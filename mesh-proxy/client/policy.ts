@@ -1,24 +1,91 @@
-import { parseDuration } from '../../config/duration.ts';
-import type { ServicePolicy } from '../../config/schema.ts';
-import { ServicePolicySchema } from '../../config/schema.ts';
 import { Value } from '@sinclair/typebox/value';
+import { parseDuration } from '../../config/duration.ts';
+import { ServicePolicySchema, type ServicePolicy } from '../../config/schema.ts';
+import type { BalancerKind } from '../balancer/create-balancer.ts';
+import type { BreakerPolicy } from '../resilience/endpoint-breaker.ts';
+import type { OutlierPolicy } from '../resilience/outlier-detector.ts';
+import type { RetryBudgetPolicy } from '../resilience/retry-budget.ts';
+import type { ConcurrencyPolicy } from '../resilience/concurrency-limit.ts';
+
+export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '502' | '503' | '504';
 
 /** A service's client policy with durations resolved once, at load. */
 export interface CompiledPolicy {
   readonly protocol: ServicePolicy['protocol'];
+  readonly balancer: BalancerKind;
+  readonly zone: { readonly prefer: boolean; readonly minHealthy: number; readonly minShare: number };
   readonly requestTimeoutMs: number;
+  /** 0: a try may use the whole remaining deadline. */
+  readonly perTryTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly connections: number;
   readonly keepAliveMs: number;
+  readonly retry: {
+    readonly attempts: number;
+    readonly on: ReadonlySet<RetryCondition>;
+    readonly budget: RetryBudgetPolicy;
+    readonly backoffBaseMs: number;
+    readonly backoffMaxMs: number;
+    readonly maxBodyBytes: number;
+  };
+  readonly limits: ConcurrencyPolicy;
+  readonly breaker: BreakerPolicy & { readonly shared: boolean };
+  readonly outlier: OutlierPolicy;
+  readonly healthCheck?: {
+    readonly path: string;
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    readonly unhealthyThreshold: number;
+    readonly healthyThreshold: number;
+  };
 }
 
 export function compilePolicy(p: ServicePolicy): CompiledPolicy {
+  const ms = parseDuration;
   return Object.freeze({
     protocol: p.protocol,
-    requestTimeoutMs: parseDuration(p.timeouts.request),
-    connectTimeoutMs: parseDuration(p.timeouts.connect),
+    balancer: p.balancer,
+    zone: Object.freeze({ ...p.zone }),
+    requestTimeoutMs: ms(p.timeouts.request),
+    perTryTimeoutMs: p.timeouts.perTry ? ms(p.timeouts.perTry) : 0,
+    connectTimeoutMs: ms(p.timeouts.connect),
     connections: p.pool.connections,
-    keepAliveMs: parseDuration(p.pool.keepAlive),
+    keepAliveMs: ms(p.pool.keepAlive),
+    retry: Object.freeze({
+      attempts: p.retries.attempts,
+      on: new Set(p.retries.on),
+      budget: Object.freeze({ ratio: p.retries.budget.ratio, minPerSecond: p.retries.budget.minPerSecond, windowMs: ms(p.retries.budget.window) }),
+      backoffBaseMs: ms(p.retries.backoff.base),
+      backoffMaxMs: ms(p.retries.backoff.max),
+      maxBodyBytes: p.retries.maxBodyBytes,
+    }),
+    limits: Object.freeze({ ...p.limits }),
+    breaker: Object.freeze({
+      consecutiveFailures: p.breaker.consecutiveFailures,
+      errorRate: p.breaker.errorRate
+        ? { above: p.breaker.errorRate.above, windowMs: ms(p.breaker.errorRate.window), minRequests: p.breaker.errorRate.minRequests }
+        : undefined,
+      openForMs: ms(p.breaker.openFor),
+      maxOpenForMs: ms(p.breaker.maxOpenFor),
+      halfOpenProbes: p.breaker.halfOpenProbes,
+      shared: p.breaker.shared,
+    }),
+    outlier: Object.freeze({
+      consecutive5xx: p.outlier.consecutive5xx,
+      consecutiveConnectFailures: p.outlier.consecutiveConnectFailures,
+      baseEjectionMs: ms(p.outlier.baseEjection),
+      maxEjectionMs: ms(p.outlier.maxEjection),
+      maxEjectedPercent: p.outlier.maxEjectedPercent,
+    }),
+    healthCheck: p.healthCheck
+      ? Object.freeze({
+          path: p.healthCheck.path,
+          intervalMs: ms(p.healthCheck.interval),
+          timeoutMs: ms(p.healthCheck.timeout),
+          unhealthyThreshold: p.healthCheck.unhealthyThreshold,
+          healthyThreshold: p.healthCheck.healthyThreshold,
+        })
+      : undefined,
   });
 }
 

@@ -2,6 +2,7 @@
 // dropped, including any the Connection field names; request ids and trace context are kept or
 // created; the edge adds x-forwarded-*. Names are compared case-insensitively without lowercasing
 // every header: only names whose length matches a field of interest are lowercased.
+import { parseGrpcTimeout, parseTimeoutMs, TIMEOUT_HEADER } from './deadline.ts';
 import { isValidRequestId, newRequestId, nextTraceparent } from './ids.ts';
 
 /** Fields that never cross a hop. `expect` too: the listener already answered 100-continue. */
@@ -23,15 +24,23 @@ function hopByHop(lower: string): boolean {
   }
 }
 
-const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19]);
+const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19, 21]);
 
 /** What a request's headers told the proxy, and the list to send upstream. */
 export interface ForwardedRequest {
   headers: string[];
   requestId: string;
   hasBody: boolean;
+  /** Content-Length as sent, or -1. */
+  contentLength: number;
   /** The Host header as received ('' when absent). */
   host: string;
+  /** The caller's remaining deadline in ms (x-meshgate-timeout-ms or grpc-timeout), or -1. */
+  callerTimeoutMs: number;
+  /** Where in `headers` this hop writes the remaining deadline before each try. */
+  timeoutSlot: number;
+  /** Likewise for grpc-timeout, when the caller sent one; -1 otherwise. */
+  grpcTimeoutSlot: number;
 }
 
 /**
@@ -47,6 +56,9 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
   let host: string | undefined;
   let hasBody = false;
   let connectionTokens: string | undefined;
+  let callerTimeoutMs = -1;
+  let contentLength = -1;
+  let grpc = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
@@ -64,6 +76,14 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
         case 'traceparent':
           traceparent = value;
           continue;
+        case TIMEOUT_HEADER:
+        case 'grpc-timeout': {
+          // Re-stated with what is left when this hop sends the request.
+          const ms = lower === TIMEOUT_HEADER ? parseTimeoutMs(value) : parseGrpcTimeout(value);
+          if (ms !== undefined && (callerTimeoutMs < 0 || ms < callerTimeoutMs)) callerTimeoutMs = ms;
+          if (lower === 'grpc-timeout') grpc = true;
+          continue;
+        }
         case 'x-forwarded-for':
           if (edge) {
             xff = xff === undefined ? value : `${xff}, ${value}`;
@@ -75,7 +95,8 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
           if (edge) continue; // the edge states these itself
           break;
         case 'content-length':
-          if (value !== '0') hasBody = true;
+          contentLength = Number(value);
+          if (contentLength !== 0) hasBody = true;
           break;
       }
     } else if (name.length === 4 && name.toLowerCase() === 'host') {
@@ -85,7 +106,13 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
   }
   if (connectionTokens !== undefined) dropConnectionNamed(headers, connectionTokens);
   if (requestId === undefined) requestId = newRequestId();
-  headers.push('x-request-id', requestId, 'traceparent', nextTraceparent(traceparent));
+  headers.push('x-request-id', requestId, 'traceparent', nextTraceparent(traceparent), TIMEOUT_HEADER, '');
+  out.timeoutSlot = headers.length - 1;
+  if (grpc) {
+    headers.push('grpc-timeout', '');
+    out.grpcTimeoutSlot = headers.length - 1;
+  } else out.grpcTimeoutSlot = -1;
+  out.callerTimeoutMs = callerTimeoutMs;
   if (edge) {
     headers.push('x-forwarded-for', xff === undefined ? edgeClientIp : `${xff}, ${edgeClientIp}`, 'x-forwarded-proto', proto);
     if (host !== undefined) headers.push('x-forwarded-host', host);
@@ -93,6 +120,7 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
   out.headers = headers;
   out.requestId = requestId;
   out.hasBody = hasBody;
+  out.contentLength = contentLength;
   out.host = host ?? '';
 }
 
@@ -117,15 +145,21 @@ function dropConnectionNamed(headers: string[], tokens: string): void {
  * The upstream's response headers as Node's writeHead() takes them (a flat [name, value, ...]
  * list), without hop-by-hop fields. Framing is Node's job on the client side.
  */
-export function forwardResponseHeaders(raw: Buffer[]): string[] {
+export function forwardResponseHeaders(raw: Buffer[], dropRequestId = false): string[] {
   const out: string[] = [];
   let connectionTokens: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
     if (INTEREST.has(name.length)) {
       const lower = name.toLowerCase();
+      // The edge states the request id itself; an upstream's copy would make it appear twice.
+      if (dropRequestId && lower === 'x-request-id') continue;
       if (hopByHop(lower)) {
-        if (lower === 'connection') connectionTokens = raw[i + 1].toString('latin1');
+        if (lower === 'connection') {
+          // Several Connection lines each name fields to drop (RFC 9110 §5.3: they combine).
+          const v = raw[i + 1].toString('latin1');
+          connectionTokens = connectionTokens === undefined ? v : `${connectionTokens},${v}`;
+        }
         continue;
       }
     }

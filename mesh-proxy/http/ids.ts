@@ -25,7 +25,7 @@ export function isValidRequestId(id: string): boolean {
   return REQUEST_ID_RE.test(id);
 }
 
-const TRACEPARENT_RE = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/;
+const TRACEPARENT_RE = /^00-([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-([0-9a-f]{2})$/;
 const ZERO_TRACE = '00000000000000000000000000000000';
 
 /**

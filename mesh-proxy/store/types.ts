@@ -26,11 +26,32 @@ export interface Registry {
   watch(listener: (event: RegistryEvent) => void): () => void;
 }
 
+/** An endpoint's breaker opened or closed somewhere in the mesh. Durations are relative, so hosts' clocks never matter. */
+export type BreakerEvent =
+  | { readonly kind: 'open'; readonly service: string; readonly id: string; readonly remainingMs: number; readonly origin: string }
+  | { readonly kind: 'close'; readonly service: string; readonly id: string; readonly origin: string };
+
+export interface OpenBreaker {
+  readonly service: string;
+  readonly id: string;
+  readonly remainingMs: number;
+}
+
+/** Open endpoint breakers, shared so every proxy stops sending to an endpoint one proxy found broken. */
+export interface BreakerBoard {
+  publishOpen(service: string, id: string, durationMs: number, origin: string): Promise<void>;
+  publishClose(service: string, id: string, origin: string): Promise<void>;
+  /** Breakers open right now (read at start-up and on every resync). */
+  listOpen(): Promise<OpenBreaker[]>;
+  watch(listener: (event: BreakerEvent) => void): () => void;
+}
+
 export type StoreStatus = 'up' | 'down';
 
 export interface Store {
   readonly kind: 'memory' | 'redis';
   readonly registry: Registry;
+  readonly breakers: BreakerBoard;
   readonly status: StoreStatus;
   /** Called on every connectivity change (a Redis outage and its end). */
   onStatus(listener: (status: StoreStatus) => void): void;

@@ -1,4 +1,5 @@
 import type { Store, StoreStatus } from '../types.ts';
+import { MemoryBreakerBoard } from './memory-breaker-board.ts';
 import { MemoryRegistry } from './memory-registry.ts';
 
 /** The embedded store: always up, shared by every proxy in this process. */
@@ -6,6 +7,7 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   readonly status: StoreStatus = 'up';
   readonly registry = new MemoryRegistry();
+  readonly breakers = new MemoryBreakerBoard();
 
   onStatus(): void {}
 

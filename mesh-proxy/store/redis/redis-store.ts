@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { StoreConfig } from '../../../config/schema.ts';
 import type { Store, StoreStatus } from '../types.ts';
 import { createRedisClient, type RedisClient } from './connect.ts';
+import { RedisBreakerBoard } from './redis-breaker-board.ts';
 import { RedisRegistry } from './redis-registry.ts';
 
 export interface StoreLogger {
@@ -13,6 +14,7 @@ export interface StoreLogger {
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   readonly registry: RedisRegistry;
+  readonly breakers: RedisBreakerBoard;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #listeners = new Set<(s: StoreStatus) => void>();
@@ -31,6 +33,7 @@ export class RedisStore implements Store {
     this.#client.on('ready', () => this.#set('up'));
     this.#client.on('close', () => this.#set('down'));
     this.registry = new RedisRegistry(this.#client, this.#subscriber, cfg.keyPrefix, onError);
+    this.breakers = new RedisBreakerBoard(this.#client, this.#subscriber, cfg.keyPrefix, onError);
   }
 
   get status(): StoreStatus {

@@ -1,0 +1,119 @@
+// One try of an exchange against one endpoint: undici's dispatch handler. It uses undici's native
+// handler interface (onConnect / onHeaders / onData / onComplete / onError); the controller-style
+// interface undici 7 also offers is adapted onto this one and parses every response's headers into
+// an object, which a proxy never needs. The attempt classifies what happened and reports it to its
+// owner, which decides between relaying, retrying and failing.
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../discovery/endpoint.ts';
+import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
+import type { Cancellable, Exchange } from './exchange.ts';
+
+export const CLIENT_GONE_MESSAGE = 'client closed the connection';
+
+export interface AttemptOwner {
+  /** A response with a failing status arrived: true to discard it and retry instead of relaying it. */
+  retryOnStatus(a: Attempt, status: number, rawHeaders: Buffer[]): boolean;
+  /** The try ended: response relayed, response discarded for a retry, or transport failure. */
+  settled(a: Attempt, verdict: Verdict, err: (Error & { code?: string }) | undefined): void;
+}
+
+export class Attempt implements Cancellable {
+  readonly ex: Exchange;
+  readonly endpoint: Endpoint;
+  readonly owner: AttemptOwner;
+  readonly startedAt: number;
+  /** The response is being dropped because the owner chose to retry. */
+  discarding = false;
+  /** Set when the response had a Retry-After header worth honouring. */
+  retryAfter: string | undefined;
+  /** Bytes may have reached the upstream (false only for connect failures). */
+  sent = true;
+  /** This try is a retry: it holds one of the service's retry slots until it settles. */
+  isRetry = false;
+  slotReleased = false;
+  #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #verdict: Verdict = 'success';
+  #settled = false;
+  #cancelled: Error | undefined;
+
+  constructor(ex: Exchange, endpoint: Endpoint, owner: AttemptOwner, startedAt: number) {
+    this.ex = ex;
+    this.endpoint = endpoint;
+    this.owner = owner;
+    this.startedAt = startedAt;
+  }
+
+  cancel(reason: Error): void {
+    this.#cancelled = reason;
+    if (this.#abort !== undefined) this.#abort(reason);
+  }
+
+  /** The client went away: the outcome says nothing about the endpoint. */
+  get clientGone(): boolean {
+    return this.#cancelled !== undefined && this.#cancelled.message === CLIENT_GONE_MESSAGE;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.#cancelled !== undefined) {
+      abort(this.#cancelled);
+      return;
+    }
+    this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
+    if (this.ex.done) return false;
+    this.#verdict = classifyStatus(statusCode);
+    if (this.#verdict !== 'success' && this.owner.retryOnStatus(this, statusCode, rawHeaders)) {
+      this.discarding = true; // drain the body so the connection stays reusable, then retry
+      return true;
+    }
+    this.#resume = resume;
+    this.ex.commit(statusCode, statusText, rawHeaders, this.endpoint);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discarding) return true;
+    if (this.ex.done) return false;
+    return this.ex.write(chunk, this.#resume!);
+  }
+
+  onComplete(): void {
+    if (!this.discarding) this.ex.end();
+    this.#settle(this.#verdict, undefined);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.#settle(this.#cancelled !== undefined && this.#cancelled === err ? 'timeout' : classifyErrorCode(err.code), err);
+  }
+
+  #settle(verdict: Verdict, err: (Error & { code?: string }) | undefined): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#abort = undefined;
+    if (verdict === 'connect-failure') this.sent = false;
+    this.owner.settled(this, verdict, err);
+  }
+}
+
+/** Hands an attempt to a connection pool with its per-try timeouts. */
+export function dispatchAttempt(pool: Dispatcher, a: Attempt, headersTimeoutMs: number, bodyTimeoutMs: number): void {
+  const ex = a.ex;
+  const opts: Dispatcher.DispatchOptions = {
+    path: ex.path,
+    method: ex.method as Dispatcher.HttpMethod,
+    headers: ex.headers,
+    body: ex.body ?? (ex.streamedBody ? ex.req : null),
+    headersTimeout: headersTimeoutMs,
+    bodyTimeout: bodyTimeoutMs,
+  };
+  try {
+    pool.dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
+  } catch (err) {
+    // undici rejects some requests synchronously (e.g. characters it will not put on the wire).
+    ex.fail('BAD_REQUEST', `request cannot be forwarded: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,320 @@
+// One destination service as the mesh client sees it (linkerd's "concrete" layer): the bulkhead
+// (concurrency limits), the endpoints that are available (breaker closed or probing, not ejected),
+// the caller's zone first, a balancer, and after each try one verdict that feeds the endpoint's
+// latency estimate, its breaker and outlier detection, and the retry decision.
+import type { Endpoint } from '../discovery/endpoint.ts';
+import type { EndpointCache } from '../discovery/endpoint-cache.ts';
+import { createBalancer, statsOf } from '../balancer/create-balancer.ts';
+import type { Balancer } from '../balancer/p2c.ts';
+import { preferZone } from '../balancer/zone-filter.ts';
+import { backoffMs, retryAfterMs } from '../resilience/backoff.ts';
+import { isFailure, type Verdict } from '../resilience/classify.ts';
+import { ConcurrencyLimit } from '../resilience/concurrency-limit.ts';
+import { EndpointBreaker, type BreakerTransition } from '../resilience/endpoint-breaker.ts';
+import { OutlierDetector } from '../resilience/outlier-detector.ts';
+import { RetryBudget } from '../resilience/retry-budget.ts';
+import type { ResilienceMetrics } from '../observe/resilience-metrics.ts';
+import { Attempt, dispatchAttempt, type AttemptOwner } from './attempt.ts';
+import type { EndpointPools } from './endpoint-pools.ts';
+import { classifyTransportError } from './errors.ts';
+import type { Exchange, ExchangeHolder } from './exchange.ts';
+import type { CompiledPolicy, RetryCondition } from './policy.ts';
+import { readBody } from './request-body.ts';
+
+export interface ServiceContext {
+  readonly cache: EndpointCache;
+  readonly pools: EndpointPools;
+  readonly zone: string;
+  readonly metrics: ResilienceMetrics;
+  /** A local breaker opened or closed (the client shares it through the store). */
+  breakerChanged(svc: ConcreteService, ep: Endpoint, t: NonNullable<BreakerTransition>): void;
+}
+
+// A failed try feeds the latency estimate this much (peak-EWMA takes peaks at once), so a fast-
+// failing endpoint does not attract traffic by looking quick (cf. Linkerd's failure-penalizing biaser).
+const FAILURE_PENALTY_MS = 1000;
+const RETRY_STATUS: Readonly<Record<number, RetryCondition>> = { 502: '502', 503: '503', 504: '504' };
+
+function retryLater(svc: ConcreteService, ex: Exchange): void {
+  svc.retryNow(ex);
+}
+
+export class ConcreteService implements AttemptOwner, ExchangeHolder {
+  readonly name: string;
+  readonly policy: CompiledPolicy;
+  readonly limit: ConcurrencyLimit;
+  readonly budget: RetryBudget;
+  readonly outlier: OutlierDetector<Endpoint>;
+  readonly #balancer: Balancer;
+  readonly #breakers = new WeakMap<Endpoint, EndpointBreaker>();
+  readonly #ctx: ServiceContext;
+  /** Some endpoint may be unavailable: filter before balancing (otherwise use the list as is). */
+  #degraded = false;
+  /** Remote opens for endpoints this proxy has not seen yet: applied when they appear. */
+  readonly #remoteOpen = new Map<string, number>();
+
+  constructor(name: string, policy: CompiledPolicy, ctx: ServiceContext) {
+    this.name = name;
+    this.policy = policy;
+    this.#ctx = ctx;
+    this.#balancer = createBalancer(policy.balancer);
+    this.limit = new ConcurrencyLimit(policy.limits);
+    this.budget = new RetryBudget(policy.retry.budget);
+    this.outlier = new OutlierDetector<Endpoint>(policy.outlier);
+  }
+
+  breakerOf(ep: Endpoint): EndpointBreaker {
+    let b = this.#breakers.get(ep);
+    if (b === undefined) {
+      b = new EndpointBreaker(this.policy.breaker);
+      this.#breakers.set(ep, b);
+      const remote = this.#remoteOpen.get(ep.instance.id);
+      if (remote !== undefined) {
+        this.#remoteOpen.delete(ep.instance.id);
+        if (remote > Date.now()) this.#openRemotely(b, remote);
+      }
+    }
+    return b;
+  }
+
+  /** Another proxy opened this instance's breaker: stop choosing it until untilMs (local clock). */
+  remoteOpen(id: string, untilMs: number): void {
+    const ep = this.#find(id);
+    if (ep === undefined) this.#remoteOpen.set(id, untilMs);
+    else this.#openRemotely(this.breakerOf(ep), untilMs);
+  }
+
+  remoteClose(id: string): void {
+    this.#remoteOpen.delete(id);
+    const ep = this.#find(id);
+    if (ep !== undefined) this.#breakers.get(ep)?.closeRemotely();
+  }
+
+  // --- admission --------------------------------------------------------------------------------
+
+  /** Entry from the mesh client, once the exchange's deadline is set. */
+  start(ex: Exchange): void {
+    ex.holder = this;
+    switch (this.limit.acquire(ex)) {
+      case 'granted':
+        ex.slot = 'active';
+        this.#begin(ex);
+        return;
+      case 'queued':
+        ex.slot = 'queued';
+        return;
+      case 'rejected':
+        ex.slot = 'none';
+        this.#ctx.metrics.overload(this.name, 'pending');
+        ex.fail('OVERLOADED', `service "${this.name}" is at its concurrency limit (${this.policy.limits.maxConcurrent} in flight, ${this.policy.limits.maxPending} waiting)`);
+    }
+  }
+
+  /** A queued exchange got its slot (ConcurrencyLimit → Exchange.granted()). */
+  admitted(ex: Exchange): void {
+    ex.slot = 'active';
+    if (ex.done) this.limit.release();
+    else this.#begin(ex);
+  }
+
+  released(ex: Exchange): void {
+    if (ex.slot === 'active') this.limit.release();
+    else if (ex.slot === 'queued') this.limit.cancel(ex);
+    ex.slot = 'none';
+  }
+
+  #begin(ex: Exchange): void {
+    this.budget.deposit();
+    const retry = this.policy.retry;
+    if (ex.hasBody && ex.body === null && !ex.streamedBody) {
+      // Bodies that may need replaying are read first, up to a bound; larger or unsized ones
+      // stream and are never retried once sent (linkerd's 64 KiB replay buffer).
+      if (retry.attempts > 0 && ex.contentLength >= 0 && ex.contentLength <= retry.maxBodyBytes) {
+        readBody(ex, this);
+        return;
+      }
+      ex.streamedBody = true;
+    }
+    this.#try(ex);
+  }
+
+  /** request-body.ts calls back here once a replayable body is in memory. */
+  bodyReady(ex: Exchange): void {
+    if (!ex.done) this.#try(ex);
+  }
+
+  // --- tries ------------------------------------------------------------------------------------
+
+  #try(ex: Exchange): void {
+    const now = performance.now();
+    const ep = this.#pick(ex);
+    if (ep === undefined) {
+      const known = this.#ctx.cache.get(this.name)?.endpoints.length ?? 0;
+      ex.fail(
+        'NO_ENDPOINTS',
+        known === 0
+          ? `service "${this.name}" has no available endpoints`
+          : `service "${this.name}" has no available endpoints (${known} known, all ejected or with open circuit breakers)`,
+      );
+      return;
+    }
+    ex.tries++;
+    ex.lastEndpoint = ep;
+    ex.stampDeadline(now);
+    const a = new Attempt(ex, ep, this, statsOf(ep).ewma.start());
+    a.isRetry = ex.tries > 1;
+    ex.current = a;
+    const remaining = Math.max(1, Math.ceil(ex.remainingMs(now)));
+    const perTry = ex.perTryTimeoutMs || this.policy.perTryTimeoutMs;
+    dispatchAttempt(this.#ctx.pools.get(ep, this.policy), a, perTry > 0 ? Math.min(perTry, remaining) : remaining, this.policy.requestTimeoutMs);
+  }
+
+  /**
+   * After the backoff. The retry slot taken when the retry was decided is held until the retry's
+   * own try settles (Envoy's max_retries counts retries in flight); released here only when no try
+   * starts.
+   */
+  retryNow(ex: Exchange): void {
+    if (!ex.done) this.#try(ex);
+    if (ex.current === undefined || ex.done) this.limit.retryDone();
+  }
+
+  #pick(ex: Exchange): Endpoint | undefined {
+    const all = this.#ctx.cache.get(this.name)?.endpoints;
+    if (all === undefined || all.length === 0) return undefined;
+    let candidates = all;
+    if (this.#degraded) {
+      candidates = all.filter(this.#available, this);
+      if (candidates.length === all.length) this.#degraded = false;
+      if (candidates.length === 0) return undefined;
+    }
+    const z = this.policy.zone;
+    if (z.prefer) candidates = preferZone(candidates, this.#ctx.zone, z.minHealthy, z.minShare);
+    let ep = this.#balancer.pick(candidates)!;
+    // A retry goes to another endpoint when there is one (P2C is random: a second draw usually differs).
+    if (ex.lastEndpoint === ep && candidates.length > 1) {
+      ep = this.#balancer.pick(candidates)!;
+      if (ep === ex.lastEndpoint) ep = candidates[(candidates.indexOf(ep) + 1) % candidates.length];
+    }
+    if (this.breakerOf(ep).allow()) return ep;
+    // Half-open with its probe slots taken: any other endpoint that admits the request.
+    for (const c of candidates) if (c !== ep && this.breakerOf(c).allow()) return c;
+    return undefined;
+  }
+
+  #available(this: ConcreteService, ep: Endpoint): boolean {
+    return this.breakerOf(ep).state !== 'open' && !this.outlier.isEjected(ep);
+  }
+
+  // --- outcomes (AttemptOwner) ------------------------------------------------------------------
+
+  retryOnStatus(a: Attempt, status: number, rawHeaders: Buffer[]): boolean {
+    const cond = RETRY_STATUS[status];
+    if (cond === undefined || !this.policy.retry.on.has(cond)) return false;
+    this.#releaseRetrySlot(a); // this try is over either way; its slot may serve the next
+    if (!this.#mayRetry(a.ex, true, cond)) return false;
+    if (status === 503) a.retryAfter = headerValue(rawHeaders, 'retry-after');
+    return true;
+  }
+
+  settled(a: Attempt, verdict: Verdict, err: (Error & { code?: string }) | undefined): void {
+    const ex = a.ex;
+    if (ex.current === a) ex.current = undefined;
+    this.#record(a, verdict);
+    this.#releaseRetrySlot(a);
+    if (a.discarding) {
+      // The response was dropped for a retry (budget already taken in retryOnStatus).
+      if (ex.done) this.limit.retryDone();
+      else this.#scheduleRetry(ex, a);
+      return;
+    }
+    if (err === undefined || ex.done) return;
+    const cond = verdict as RetryCondition; // connect-failure | reset | timeout
+    if (!ex.committed && this.policy.retry.on.has(cond) && this.#mayRetry(ex, a.sent, cond)) {
+      this.#scheduleRetry(ex, a);
+      return;
+    }
+    const e = classifyTransportError(err, a.endpoint.authority);
+    ex.fail(e.code, e.message);
+  }
+
+  #record(a: Attempt, verdict: Verdict): void {
+    const ep = a.endpoint;
+    const ewma = statsOf(ep).ewma;
+    const breaker = this.breakerOf(ep);
+    if (a.clientGone) {
+      // The client left: says nothing about the endpoint.
+      ewma.end(a.startedAt);
+      breaker.onCancel();
+      return;
+    }
+    const failed = isFailure(verdict);
+    ewma.end(failed && verdict !== 'status-5xx' ? performance.now() - FAILURE_PENALTY_MS : a.startedAt);
+    const t = failed ? breaker.onFailure() : breaker.onSuccess();
+    if (t !== undefined) {
+      if (t.to === 'open') this.#degraded = true;
+      this.#ctx.metrics.breakerTransition(this.name, t.to);
+      this.#ctx.breakerChanged(this, ep, t);
+    }
+    const all = this.#ctx.cache.get(this.name)?.endpoints ?? [];
+    if (this.outlier.record(ep, verdict, all)) {
+      this.#degraded = true;
+      this.#ctx.metrics.ejection(this.name);
+    }
+  }
+
+  /**
+   * Whether one more try is allowed: the request is safe to repeat (nothing reached the upstream,
+   * or the method is idempotent, or the route opted in), the body can be replayed, tries remain,
+   * time remains, and both the retry concurrency limit and the retry budget have room.
+   */
+  #mayRetry(ex: Exchange, sent: boolean, cond: RetryCondition): boolean {
+    if (ex.done || ex.committed || ex.tries > this.policy.retry.attempts) return false;
+    if (!ex.retriableBody) return false;
+    if (sent && !ex.mayRetryAfterSend()) return false;
+    if (ex.remainingMs() <= this.policy.retry.backoffBaseMs) return false;
+    if (!this.limit.tryRetry()) {
+      this.#ctx.metrics.overload(this.name, 'retries');
+      return false;
+    }
+    if (!this.budget.tryWithdraw()) {
+      this.limit.retryDone();
+      this.#ctx.metrics.budgetExhausted(this.name);
+      return false;
+    }
+    this.#ctx.metrics.retry(this.name, cond);
+    return true;
+  }
+
+  #scheduleRetry(ex: Exchange, a: Attempt): void {
+    const r = this.policy.retry;
+    const hinted = a.retryAfter !== undefined ? retryAfterMs(a.retryAfter, r.backoffMaxMs) : undefined;
+    const delay = hinted ?? backoffMs(ex.tries - 1, r.backoffBaseMs, r.backoffMaxMs);
+    setTimeout(retryLater, delay, this, ex);
+  }
+
+  #releaseRetrySlot(a: Attempt): void {
+    if (a.isRetry && !a.slotReleased) {
+      a.slotReleased = true;
+      this.limit.retryDone();
+    }
+  }
+
+  #openRemotely(b: EndpointBreaker, untilMs: number): void {
+    b.openRemotely(untilMs);
+    this.#degraded = true;
+  }
+
+  #find(id: string): Endpoint | undefined {
+    for (const ep of this.#ctx.cache.get(this.name)?.endpoints ?? []) if (ep.instance.id === id) return ep;
+    return undefined;
+  }
+}
+
+/** A header's value from undici's raw list (only on the retry path, so a linear scan is fine). */
+function headerValue(raw: Buffer[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === lowerName.length && raw[i].toString('latin1').toLowerCase() === lowerName) return raw[i + 1].toString('latin1');
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+// Responses are classified once, where they end; breakers, outlier detection and retries all consume
+// the one verdict (linkerd2-proxy `http-classify`, Envoy's outlier "gateway failure" taxonomy).
+
+export type Verdict = 'success' | 'connect-failure' | 'reset' | 'timeout' | 'status-5xx';
+
+/** Every 5xx is a failure, 501/505 included: a peer that answers them is not one to lean on. */
+export function classifyStatus(status: number): Verdict {
+  return status >= 500 ? 'status-5xx' : 'success';
+}
+
+/**
+ * Maps undici/Node error codes. A connect failure means no byte reached the upstream (always safe to
+ * retry elsewhere); anything unknown is treated as a reset, the conservative choice: the request may
+ * have been seen.
+ */
+export function classifyErrorCode(code: string | undefined): Verdict {
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+      return 'connect-failure';
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'timeout';
+    default:
+      // ECONNRESET, UND_ERR_SOCKET, EPIPE, UND_ERR_CLOSED and everything unrecognised.
+      return 'reset';
+  }
+}
+
+export function isFailure(v: Verdict): boolean {
+  return v !== 'success';
+}
