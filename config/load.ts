@@ -179,6 +179,8 @@ function unescapePointer(seg: string): string {
   return seg.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
+const STATES_VALUE = /^(a|an|one of) /;
+
 /** Turns ajv's errors into one line per problem with a readable path (`routes[2].service`). */
 export function describeErrors(errors: ErrorObject[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -202,14 +204,15 @@ export function describeErrors(errors: ErrorObject[]): ConfigIssue[] {
         message = 'is required';
         break;
       case 'type':
-        // The type itself is the expectation; descriptions say what a field means.
-        message = `expected ${article(String(e.params.type))}, got ${describeValue(e.data)}`;
+        // A description that states the accepted value ("a TCP port (0-65535)") says it best;
+        // one that says what the field means does not, and the type does.
+        message = `expected ${expected !== undefined && STATES_VALUE.test(expected) ? expected : article(String(e.params.type))}, got ${describeValue(e.data)}`;
         break;
       case 'minimum':
       case 'maximum':
       case 'exclusiveMinimum':
       case 'exclusiveMaximum':
-        message = `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}, got ${describeValue(e.data)}`;
+        message = `expected ${expected !== undefined && STATES_VALUE.test(expected) ? expected : `a number ${String(e.params.comparison)} ${String(e.params.limit)}`}, got ${describeValue(e.data)}`;
         break;
       case 'anyOf':
       case 'enum':
