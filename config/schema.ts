@@ -40,6 +40,7 @@ export const StoreSchema = Type.Object(
 
 export const DiscoverySchema = Section({
   resync: Duration('5s'),
+  reconnectGrace: Duration('10s'),
   stateDir: Type.String({ minLength: 1, default: '.meshgate/state', description: 'where the last known endpoints are kept on disk' }),
 });
 

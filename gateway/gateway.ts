@@ -39,6 +39,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     log,
     metrics,
     startTimeoutMs: parseDuration(config.store.connectTimeout),
+    reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
   const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone });
   const router = new EdgeRouter(compileRoutes(config.routes, metrics.requests), client);

@@ -52,6 +52,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     log,
     metrics,
     startTimeoutMs: parseDuration(config.store.connectTimeout),
+    reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
   const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone });
 

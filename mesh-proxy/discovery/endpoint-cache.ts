@@ -17,6 +17,12 @@ export interface EndpointCacheOptions {
   metrics: Metrics;
   /** How long start() waits for the store before falling back to the disk snapshot. */
   startTimeoutMs: number;
+  /**
+   * After the store comes back, endpoints missing from its snapshots are kept this long: a Redis
+   * that restarted empty refills only as instances re-register (within a heartbeat). Explicit
+   * deregistrations still apply at once.
+   */
+  reconnectGraceMs: number;
 }
 
 class MutableService implements ServiceEndpoints {
@@ -45,6 +51,8 @@ export class EndpointCache {
   #unwatch: (() => void) | undefined;
   #saveTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Until then a resync adds and updates endpoints but removes none (see reconnectGraceMs). */
+  #pruneAfter = 0;
 
   constructor(opts: EndpointCacheOptions) {
     this.#opts = opts;
@@ -88,7 +96,9 @@ export class EndpointCache {
     const { store } = this.#opts;
     this.#unwatch = store.registry.watch((ev) => this.#onEvent(ev));
     store.onStatus((s) => {
-      if (s === 'up') void this.resync();
+      if (s !== 'up') return;
+      if (this.#source !== 'none') this.#pruneAfter = Date.now() + this.#opts.reconnectGraceMs;
+      void this.resync();
     });
     const connected = await store.ready(this.#opts.startTimeoutMs);
     const synced = connected && (await this.resync());
@@ -126,7 +136,7 @@ export class EndpointCache {
       return false;
     }
     if (this.#stopped) return false;
-    this.#replaceAll(instances);
+    this.#replaceAll(instances, Date.now() >= this.#pruneAfter);
     // Events and the snapshot travel on different connections: replay what arrived meanwhile so
     // the older snapshot cannot undo a newer event.
     const pending = this.#pending;
@@ -157,7 +167,7 @@ export class EndpointCache {
     }
   }
 
-  #replaceAll(instances: Instance[]): void {
+  #replaceAll(instances: Instance[], prune = true): void {
     const seen = new Map<string, Set<string>>();
     const dirty = new Set<MutableService>();
     for (const inst of instances) {
@@ -171,7 +181,7 @@ export class EndpointCache {
         dirty.add(svc);
       }
     }
-    for (const svc of this.#services.values()) {
+    for (const svc of prune ? this.#services.values() : []) {
       const ids = seen.get(svc.service);
       for (const id of svc.byId.keys()) {
         if (!ids?.has(id)) {

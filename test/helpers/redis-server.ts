@@ -38,7 +38,7 @@ export class RedisServer {
 
   /** (Re)starts on the same port, empty: nothing is persisted. */
   async restart(): Promise<void> {
-    if (this.#proc && this.#proc.exitCode === null) throw new Error('redis-server is already running');
+    if (this.#proc && this.#proc.exitCode === null && this.#proc.signalCode === null) throw new Error('redis-server is already running');
     this.#proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.#dir, '--loglevel', 'warning'], {
       stdio: 'ignore',
     });

@@ -326,7 +326,6 @@ test('7. Redis restarted empty: proxies re-register, events flow again, a new si
 
 test(
   '7b. no failed requests through the observer while Redis restarts empty',
-  { todo: 'known bug: on reconnect the endpoint cache resyncs from the empty Redis and drops every endpoint whose sidecar has not re-registered yet (503 NO_ENDPOINTS)' },
   () => {
     assert.ok(acrossRestart, 'needs test 7');
     assert.ok(acrossRestart.ok > 0);

@@ -37,7 +37,7 @@ function stateFile(): string {
 }
 
 function newCache(store: Store, snapshotFile = stateFile(), metrics = new Metrics('dc1')): EndpointCache {
-  const cache = new EndpointCache({ store, resyncMs: 60_000, snapshotFile, log, metrics, startTimeoutMs: 50 });
+  const cache = new EndpointCache({ store, resyncMs: 60_000, snapshotFile, log, metrics, startTimeoutMs: 50, reconnectGraceMs: 0 });
   cleanups.push(() => cache.stop());
   return cache;
 }

@@ -14,6 +14,8 @@ function retryStrategy(times: number): number {
 export function createRedisClient(cfg: StoreConfig, role: 'command' | 'subscriber'): RedisClient {
   const base: RedisOptions = {
     connectTimeout: parseDuration(cfg.connectTimeout),
+    // Shutdown must not wait on a socket that is already gone (ioredis defaults to 2 s).
+    disconnectTimeout: 200,
     retryStrategy,
     lazyConnect: false,
     ...(cfg.options as RedisOptions | undefined),
@@ -21,7 +23,9 @@ export function createRedisClient(cfg: StoreConfig, role: 'command' | 'subscribe
   const perRole: RedisOptions =
     role === 'command'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: parseDuration(cfg.commandTimeout) }
-      : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
+      : // The store subscribes itself on every 'ready': ioredis's own resubscription happens
+        // after 'ready' is emitted, so "connected" would not yet mean "receiving events".
+        { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false };
   const options = { ...base, ...perRole };
   if (cfg.cluster) {
     return new Cluster(cfg.cluster, {

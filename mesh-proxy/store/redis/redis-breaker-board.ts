@@ -27,27 +27,26 @@ interface Scripted {
 export class RedisBreakerBoard implements BreakerBoard {
   readonly #client: RedisClient & Scripted;
   readonly #key: string;
-  readonly #channel: string;
+  readonly channel: string;
   readonly #listeners = new Set<(event: BreakerEvent) => void>();
 
-  constructor(client: RedisClient, subscriber: RedisClient, keyPrefix: string, onError: (err: Error) => void) {
+  constructor(client: RedisClient, subscriber: RedisClient, keyPrefix: string) {
     client.defineCommand('mgBreakerOpen', { numberOfKeys: 1, lua: OPEN });
     client.defineCommand('mgBreakerList', { numberOfKeys: 1, lua: LIST });
     this.#client = client as RedisClient & Scripted;
     this.#key = `${keyPrefix}{breakers}:open`;
-    this.#channel = `${keyPrefix}{breakers}:events`;
+    this.channel = `${keyPrefix}{breakers}:events`;
     subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#dispatch(message);
+      if (channel === this.channel) this.#dispatch(message);
     });
-    subscriber.subscribe(this.#channel).catch(onError);
   }
 
   async publishOpen(service: string, id: string, durationMs: number, origin: string): Promise<void> {
-    await this.#client.mgBreakerOpen(this.#key, `${service} ${id}`, durationMs, this.#channel, `open ${service} ${id} ${durationMs} ${origin}`);
+    await this.#client.mgBreakerOpen(this.#key, `${service} ${id}`, durationMs, this.channel, `open ${service} ${id} ${durationMs} ${origin}`);
   }
 
   async publishClose(service: string, id: string, origin: string): Promise<void> {
-    await this.#client.multi().hdel(this.#key, `${service} ${id}`).publish(this.#channel, `close ${service} ${id} ${origin}`).exec();
+    await this.#client.multi().hdel(this.#key, `${service} ${id}`).publish(this.channel, `close ${service} ${id} ${origin}`).exec();
   }
 
   async listOpen(): Promise<OpenBreaker[]> {

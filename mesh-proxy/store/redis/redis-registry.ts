@@ -11,42 +11,38 @@ interface ScriptedClient {
 
 export class RedisRegistry implements Registry {
   readonly #client: RedisClient & ScriptedClient;
-  readonly #subscriber: RedisClient;
   readonly #base: string;
-  readonly #channel: string;
+  readonly channel: string;
   readonly #listeners = new Set<(event: RegistryEvent) => void>();
-  #onError: (err: Error) => void;
 
-  constructor(client: RedisClient, subscriber: RedisClient, keyPrefix: string, onError: (err: Error) => void) {
+  /** The store subscribes `subscriber` to `channel` (and re-subscribes after every reconnect). */
+  constructor(client: RedisClient, subscriber: RedisClient, keyPrefix: string) {
     client.defineCommand('mgRegister', { numberOfKeys: 3, lua: REGISTER });
     client.defineCommand('mgDeregister', { numberOfKeys: 2, lua: DEREGISTER });
     client.defineCommand('mgSnapshot', { numberOfKeys: 1, lua: SNAPSHOT });
     this.#client = client as RedisClient & ScriptedClient;
-    this.#subscriber = subscriber;
     this.#base = `${keyPrefix}{registry}:`;
-    this.#channel = `${this.#base}events`;
-    this.#onError = onError;
+    this.channel = `${this.#base}events`;
     subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#dispatch(message);
+      if (channel === this.channel) this.#dispatch(message);
     });
-    subscriber.subscribe(this.#channel).catch((err: Error) => this.#onError(err));
   }
 
   async register(instance: Instance, ttlMs: number): Promise<void> {
     const b = this.#base;
     await this.#client.mgRegister(
       `${b}services`, `${b}i:${instance.service}`, `${b}d:${instance.service}`,
-      instance.service, instance.id, JSON.stringify(instance), ttlMs, this.#channel,
+      instance.service, instance.id, JSON.stringify(instance), ttlMs, this.channel,
     );
   }
 
   async deregister(service: string, id: string): Promise<void> {
     const b = this.#base;
-    await this.#client.mgDeregister(`${b}i:${service}`, `${b}d:${service}`, service, id, this.#channel);
+    await this.#client.mgDeregister(`${b}i:${service}`, `${b}d:${service}`, service, id, this.channel);
   }
 
   async snapshot(): Promise<Instance[]> {
-    const rows = await this.#client.mgSnapshot(`${this.#base}services`, this.#base, this.#channel);
+    const rows = await this.#client.mgSnapshot(`${this.#base}services`, this.#base, this.channel);
     const out: Instance[] = [];
     for (const row of rows) {
       const inst = parseInstance(row);

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { StoreConfig } from '../../../config/schema.ts';
 import type { Store, StoreStatus } from '../types.ts';
 import { createRedisClient, type RedisClient } from './connect.ts';
@@ -10,30 +9,48 @@ export interface StoreLogger {
   info(obj: object, msg: string): void;
 }
 
-/** The production store: one Redis (single node, Sentinel or Cluster) per datacenter. */
+/**
+ * The production store: one Redis (single node, Sentinel or Cluster) per datacenter. It is "up"
+ * only while commands can be sent AND change events are being received, so that the resync a
+ * proxy runs when the store comes back can never miss an event published in between.
+ */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   readonly registry: RedisRegistry;
   readonly breakers: RedisBreakerBoard;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
+  readonly #channels: string[];
   readonly #listeners = new Set<(s: StoreStatus) => void>();
   readonly #log: StoreLogger;
   #status: StoreStatus = 'down';
+  #commandsReady = false;
+  #subscribed = false;
   #closing = false;
 
   constructor(cfg: StoreConfig, log: StoreLogger) {
     this.#log = log;
     this.#client = createRedisClient(cfg, 'command');
     this.#subscriber = createRedisClient(cfg, 'subscriber');
-    const onError = (err: Error) => this.#log.warn({ err: err.message }, 'store error');
     // An 'error' listener is required: ioredis would otherwise report every failed reconnect.
     this.#client.on('error', () => {});
     this.#subscriber.on('error', () => {});
-    this.#client.on('ready', () => this.#set('up'));
-    this.#client.on('close', () => this.#set('down'));
-    this.registry = new RedisRegistry(this.#client, this.#subscriber, cfg.keyPrefix, onError);
-    this.breakers = new RedisBreakerBoard(this.#client, this.#subscriber, cfg.keyPrefix, onError);
+    this.registry = new RedisRegistry(this.#client, this.#subscriber, cfg.keyPrefix);
+    this.breakers = new RedisBreakerBoard(this.#client, this.#subscriber, cfg.keyPrefix);
+    this.#channels = [this.registry.channel, this.breakers.channel];
+    this.#client.on('ready', () => {
+      this.#commandsReady = true;
+      this.#update();
+    });
+    this.#client.on('close', () => {
+      this.#commandsReady = false;
+      this.#update();
+    });
+    this.#subscriber.on('ready', () => void this.#subscribe());
+    this.#subscriber.on('close', () => {
+      this.#subscribed = false;
+      this.#update();
+    });
   }
 
   get status(): StoreStatus {
@@ -44,18 +61,21 @@ export class RedisStore implements Store {
     this.#listeners.add(listener);
   }
 
-  async ready(timeoutMs: number): Promise<boolean> {
-    if (this.#status === 'up') return true;
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), timeoutMs);
-    try {
-      await once(this.#client, 'ready', { signal: ac.signal });
-      return true;
-    } catch {
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Resolves true once the store is up, or false after timeoutMs (connection errors meanwhile don't end the wait). */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.#status === 'up') return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const onStatus = (s: StoreStatus) => {
+        if (s === 'up') done(true);
+      };
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#listeners.delete(onStatus);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#listeners.add(onStatus);
+    });
   }
 
   async close(): Promise<void> {
@@ -63,18 +83,31 @@ export class RedisStore implements Store {
     await Promise.allSettled([quit(this.#client), quit(this.#subscriber)]);
   }
 
-  #set(status: StoreStatus): void {
+  async #subscribe(): Promise<void> {
+    try {
+      await this.#subscriber.subscribe(...this.#channels);
+      this.#subscribed = true;
+      this.#update();
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'could not subscribe to store events; will retry on reconnect');
+    }
+  }
+
+  #update(): void {
+    const status: StoreStatus = this.#commandsReady && this.#subscribed ? 'up' : 'down';
     if (status === this.#status || this.#closing) return;
     this.#status = status;
     if (status === 'down') this.#log.warn({ store: 'redis' }, 'store unreachable; serving from last known state');
     else this.#log.info({ store: 'redis' }, 'store connected');
-    for (const l of this.#listeners) l(status);
+    for (const l of [...this.#listeners]) l(status);
   }
 }
 
 async function quit(c: RedisClient): Promise<void> {
   if (c.status === 'ready') {
-    await Promise.race([c.quit(), new Promise((r) => setTimeout(r, 500))]).catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([c.quit(), new Promise((r) => (timer = setTimeout(r, 500)))]).catch(() => {});
+    clearTimeout(timer);
   }
   c.disconnect();
 }
