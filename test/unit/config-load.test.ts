@@ -78,7 +78,7 @@ describe('defaults', () => {
         store: { kind: 'memory', keyPrefix: 'meshgate:', connectTimeout: '2s', commandTimeout: '1s' },
         listeners: { http: { address: '0.0.0.0', port: 8080 } },
         admin: { address: '127.0.0.1', port: 9901 },
-        discovery: { resync: '5s', stateDir: '.meshgate/state' },
+        discovery: { resync: '5s', reconnectGrace: '10s', stateDir: '.meshgate/state' },
         log: { level: 'info', access: true },
         drainTimeout: '10s',
         services: {},
