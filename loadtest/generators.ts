@@ -30,10 +30,19 @@ function run(core: number, cmd: string, args: string[]): Promise<string> {
   });
 }
 
-export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number): Promise<RunStats> {
+/**
+ * Load at saturation (`rate` undefined), or at a fixed overall rate (autocannon, whatever `gen` is:
+ * wrk has no rate control). Fixed-rate latencies are what a caller at steady load sees.
+ */
+export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number, rate?: number): Promise<RunStats> {
+  if (rate !== undefined) return autocannon(core, url, connections, seconds, ['-R', String(rate)]);
   if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]));
+  return autocannon(core, url, connections, seconds, []);
+}
+
+async function autocannon(core: number, url: string, connections: number, seconds: number, extra: string[]): Promise<RunStats> {
   const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
-  const out = await run(core, process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', url]);
+  const out = await run(core, process.execPath, [bin, '-c', String(connections), '-d', String(seconds), ...extra, '-j', url]);
   const j = JSON.parse(out) as {
     requests: { average: number };
     latency: { p50: number; p99: number; max: number };

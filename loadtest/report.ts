@@ -18,16 +18,18 @@ const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b
 
 export function renderTable(rows: Row[]): string {
   const direct = rows.find((r) => r.kind === 'direct');
-  const nodePeers = rows.filter((r) => r.kind === 'node-peer');
+  // A target that answered with errors measured something else (its error path): never "best".
+  const valid = (r: Row) => r.errors === 0;
+  const nodePeers = rows.filter((r) => r.kind === 'node-peer' && valid(r));
   const bestNode = nodePeers.reduce<Row | undefined>((b, r) => (!b || r.rps > b.rps ? r : b), undefined);
-  const bestPeer = rows.filter((r) => r.kind === 'node-peer' || r.kind === 'native-peer').reduce<Row | undefined>((b, r) => (!b || r.rps > b.rps ? r : b), undefined);
+  const bestPeer = rows.filter((r) => (r.kind === 'node-peer' || r.kind === 'native-peer') && valid(r)).reduce<Row | undefined>((b, r) => (!b || r.rps > b.rps ? r : b), undefined);
   const lines = [
     '| target | req/s | p50 ms | p99 ms | max ms | errors | RSS MB | CPU % | req/s vs direct | req/s vs best Node peer | req/s vs best peer | p99 vs best Node peer |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.name} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${f(r.rssMb)} | ${f(r.cpuPct)} | ${ratio(r.rps, direct?.rps ?? NaN)} | ${bestNode ? ratio(r.rps, bestNode.rps) : '–'} | ${bestPeer ? ratio(r.rps, bestPeer.rps) : '–'} | ${bestNode ? ratio(r.p99, bestNode.p99) : '–'} |`,
+      `| ${r.name}${valid(r) ? '' : ' ⚠ errors: not compared'} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${f(r.rssMb)} | ${f(r.cpuPct)} | ${ratio(r.rps, direct?.rps ?? NaN)} | ${bestNode ? ratio(r.rps, bestNode.rps) : '–'} | ${bestPeer ? ratio(r.rps, bestPeer.rps) : '–'} | ${bestNode ? ratio(r.p99, bestNode.p99) : '–'} |`,
     );
   }
   const notes = [

@@ -2,14 +2,14 @@
 // peers, runs an interleaved matrix (round robin over targets, several rounds, median per target)
 // and prints a markdown table per scenario. On a multi-core machine the proxy under test is pinned
 // to core 0, the load generator and the upstreams to core 1. Every process it starts is stopped by PID.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, pickGenerator, type RunStats } from './generators.ts';
-import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, type Pinned } from './proc.ts';
+import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
 import { renderTable, type Row } from './report.ts';
 import { allTargets, balancerTargets, type Target } from './targets.ts';
 
@@ -19,6 +19,9 @@ interface Scenario {
   upstreams: number[];
   targets(basePort: number, quick: boolean): Target[];
   note?: string;
+  /** Fixed overall request rate (req/s); saturation when absent. */
+  rate?: number;
+  connections?: number;
 }
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -31,10 +34,12 @@ const SCENARIOS: Record<string, Scenario> = {
     },
   },
   'slow-instance': {
-    title: 'three upstreams, one 50 ms slower: meshgate balancers compared',
+    title: 'steady load on three upstreams, one 50 ms slower: meshgate balancers compared',
     upstreams: [0, 0, 50],
     targets: (base, quick) => (quick ? balancerTargets(base).filter((t) => !t.name.includes('least')) : balancerTargets(base)),
-    note: 'Throughput here is bounded by latency (fixed connections), so req/s rises as fewer requests wait on the slow upstream.',
+    rate: 1000,
+    connections: 32,
+    note: 'A fixed 1,000 req/s (autocannon -R): the latency a caller sees at steady load, not at saturation.',
   },
 };
 
@@ -81,15 +86,10 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   const upstreamPorts: number[] = [];
   for (const [i, delay] of s.upstreams.entries()) {
     const port = basePort + 90 + i;
-    started.push(
-      await startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/upstream.mjs', import.meta.url))], {
-        env: { PORT: String(port), DELAY_MS: String(delay) },
-        ipc: true,
-        ready: async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status === 200,
-      }),
-    );
+    started.push(await startUpstream(port, delay));
     upstreamPorts.push(port);
   }
+  const conns = s.connections ?? connections;
   const targets = s.targets(basePort, quick);
   const procs = new Map<Target, Pinned | null>();
   for (const t of targets) {
@@ -104,11 +104,11 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     const order = targets.map((_, i) => targets[(i + round) % targets.length]);
     for (const t of order) {
       const url = `http://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}/bench`;
-      await generate(gen, LOAD_CORE, url, connections, warmupSeconds);
+      await generate(gen, LOAD_CORE, url, conns, warmupSeconds, s.rate);
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
       const t0 = performance.now();
-      const stats = await generate(gen, LOAD_CORE, url, connections, seconds);
+      const stats = await generate(gen, LOAD_CORE, url, conns, seconds, s.rate);
       const wall = (performance.now() - t0) / 1000;
       const cpu = p ? ((cpuSeconds(p.pid) - cpu0) / wall) * 100 : NaN;
       const rss = p ? rssMb(p.pid) : NaN;
@@ -138,7 +138,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   return [
     `### Scenario ${name}: ${s.title}`,
     '',
-    `${connections} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${gen}. ${s.note ?? ''}`,
+    `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'autocannon at a fixed rate' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}`,
     '',
     renderTable(rows),
     '',
@@ -158,6 +158,52 @@ async function main(): Promise<void> {
   const out = parts.join('\n');
   console.log(out);
   if (values.out) writeFileSync(values.out, `# meshgate load-test results\n\nRun on ${new Date().toISOString().slice(0, 10)} with \`npm run loadtest\`.\n\n${out}`);
+}
+
+const HAS_NGINX = which('nginx');
+
+function upstreamKind(s: Scenario): string {
+  return s.upstreams.every((d) => d === 0) && HAS_NGINX ? 'nginx serving a static 90-byte body' : 'a node:http server (servers/upstream.mjs)';
+}
+
+/**
+ * The upstreams: a static nginx when it exists and no delay is wanted — the cheapest server at hand,
+ * so it and the load generator leave the proxy, not themselves, as the bottleneck — else node:http.
+ */
+async function startUpstream(port: number, delayMs: number): Promise<Pinned> {
+  const ready = async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status === 200;
+  if (delayMs === 0 && HAS_NGINX) {
+    const dir = join(workDir, `upstream-${port}`);
+    mkdirSync(dir, { recursive: true });
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 65s;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / { default_type application/json; return 200 '{"ok":true,"service":"bench","message":"hello from the benchmark upstream, 100 bytes-ish"}'; }
+  }
+}
+`,
+    );
+    return startPinned(LOAD_CORE, 'nginx', ['-c', conf, '-p', dir], { ready });
+  }
+  return startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/upstream.mjs', import.meta.url))], {
+    env: { PORT: String(port), DELAY_MS: String(delayMs) },
+    ipc: true,
+    ready,
+  });
 }
 
 function versionOf(bin: string, args: string[]): string {

@@ -114,7 +114,7 @@ function haproxy(port: number): Target {
         conf,
         `global
   nbthread 1
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s

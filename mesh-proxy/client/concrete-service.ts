@@ -84,6 +84,11 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     else this.#openRemotely(this.breakerOf(ep), untilMs);
   }
 
+  /** Something outside the request path (a health check) changed which endpoints are available. */
+  availabilityChanged(): void {
+    this.#degraded = true;
+  }
+
   remoteClose(id: string): void {
     this.#remoteOpen.delete(id);
     const ep = this.#find(id);

@@ -12,6 +12,8 @@ interface Checked {
   readonly name: string;
   readonly policy: CompiledPolicy;
   readonly outlier: OutlierDetector<Endpoint>;
+  /** An endpoint's availability changed outside the request path. */
+  availabilityChanged(): void;
 }
 
 type HealthPolicy = NonNullable<CompiledPolicy['healthCheck']>;
@@ -74,6 +76,7 @@ export class HealthChecker {
     if (s.healthy && s.failed >= this.#p.unhealthyThreshold) {
       s.healthy = false;
       this.#svc.outlier.setHealthCheck(ep, false, members);
+      this.#svc.availabilityChanged();
       this.#log.warn({ service: this.#svc.name, instance: ep.instance.id }, 'endpoint failed its health checks');
     } else if (!s.healthy && s.ok >= this.#p.healthyThreshold) {
       s.healthy = true;
