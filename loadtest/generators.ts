@@ -2,6 +2,7 @@
 // installed, autocannon otherwise. Both run pinned to the load core.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { HAS_TASKSET, which } from './proc.ts';
 
 export interface RunStats {
@@ -10,6 +11,8 @@ export interface RunStats {
   p99: number;
   max: number;
   errors: number;
+  /** Fixed-rate runs: responses per upstream (its x-upstream header). */
+  byUpstream?: Record<string, number>;
 }
 
 export type GeneratorName = 'wrk' | 'autocannon';
@@ -31,11 +34,15 @@ function run(core: number, cmd: string, args: string[]): Promise<string> {
 }
 
 /**
- * Load at saturation (`rate` undefined), or at a fixed overall rate (autocannon, whatever `gen` is:
- * wrk has no rate control). Fixed-rate latencies are what a caller at steady load sees.
+ * Load at saturation (`rate` undefined), or open-loop at a fixed rate with evenly paced sends
+ * (paced.ts: autocannon's -R sends in bursts, and wrk has no rate control). Fixed-rate latencies
+ * are what a caller at steady load sees.
  */
 export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number, rate?: number): Promise<RunStats> {
-  if (rate !== undefined) return autocannon(core, url, connections, seconds, ['-R', String(rate)]);
+  if (rate !== undefined) {
+    const script = fileURLToPath(new URL('./paced.ts', import.meta.url));
+    return JSON.parse(await run(core, process.execPath, ['--import', 'tsx', script, url, String(rate), String(seconds), String(connections)])) as RunStats;
+  }
   if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]));
   return autocannon(core, url, connections, seconds, []);
 }

@@ -11,12 +11,15 @@ export interface Row {
   errors: number;
   rssMb: number;
   cpuPct: number;
+  /** Share of responses from deliberately slow upstreams (slow-instance scenario). */
+  slowShare?: number;
 }
 
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
 
 export function renderTable(rows: Row[]): string {
+  if (rows.some((r) => r.slowShare !== undefined)) return renderBalancerTable(rows);
   const direct = rows.find((r) => r.kind === 'direct');
   // A target that answered with errors measured something else (its error path): never "best".
   const valid = (r: Row) => r.errors === 0;
@@ -37,4 +40,13 @@ export function renderTable(rows: Row[]): string {
     `Best Node peer: ${bestNode?.name ?? 'none'}; best peer overall: ${bestPeer?.name ?? 'none'}. RSS is the proxy's resident memory after the run; CPU % is its CPU time over the run's wall time (100 = one core).`,
   ];
   return lines.join('\n') + '\n' + notes.join('\n');
+}
+
+/** Balancers compared at a fixed rate: latency and where the requests went. */
+function renderBalancerTable(rows: Row[]): string {
+  const lines = ['| balancer | req/s | p50 ms | p99 ms | max ms | errors | slow share | RSS MB | CPU % |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| ${r.name} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${Number.isFinite(r.slowShare) ? `${((r.slowShare ?? 0) * 100).toFixed(2)}%` : '–'} | ${f(r.rssMb)} | ${f(r.cpuPct)} |`);
+  }
+  return lines.join('\n');
 }

@@ -39,7 +39,7 @@ const SCENARIOS: Record<string, Scenario> = {
     targets: (base, quick) => (quick ? balancerTargets(base).filter((t) => !t.name.includes('least')) : balancerTargets(base)),
     rate: 1000,
     connections: 32,
-    note: 'A fixed 1,000 req/s (autocannon -R): the latency a caller sees at steady load, not at saturation.',
+    note: 'A fixed 1,000 req/s, evenly paced (loadtest/paced.ts): the latency a caller sees at steady load, not at saturation. "slow share" is the fraction of responses from the 50 ms upstream.',
   },
 };
 
@@ -115,7 +115,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
       const list = samples.get(t) ?? [];
       list.push({ ...stats, cpu, rss });
       samples.set(t, list);
-      process.stderr.write(`${name} round ${round + 1}/${rounds} ${t.name.padEnd(30)} ${stats.rps.toFixed(0).padStart(7)} req/s  p99 ${stats.p99.toFixed(2)} ms\n`);
+      process.stderr.write(`${name} round ${round + 1}/${rounds} ${t.name.padEnd(30)} ${stats.rps.toFixed(0).padStart(7)} req/s  p99 ${stats.p99.toFixed(2)} ms${stats.byUpstream ? ` ${JSON.stringify(stats.byUpstream)}` : ''}\n`);
     }
   }
   await Promise.all(started.map(stopPid));
@@ -133,12 +133,13 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
       errors: list.reduce((a, x) => a + x.errors, 0),
       rssMb: median(list.map((x) => x.rss)),
       cpuPct: median(list.map((x) => x.cpu)),
+      slowShare: s.upstreams.some((d) => d > 0) ? median(list.map((x) => slowShare(x.byUpstream, upstreamPorts, s.upstreams))) : undefined,
     };
   });
   return [
     `### Scenario ${name}: ${s.title}`,
     '',
-    `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'autocannon at a fixed rate' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}`,
+    `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'paced (open loop)' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}`,
     '',
     renderTable(rows),
     '',
@@ -163,7 +164,9 @@ async function main(): Promise<void> {
 const HAS_NGINX = which('nginx');
 
 function upstreamKind(s: Scenario): string {
-  return s.upstreams.every((d) => d === 0) && HAS_NGINX ? 'nginx serving a static 90-byte body' : 'a node:http server (servers/upstream.mjs)';
+  const node = 'node:http (servers/upstream.mjs)';
+  if (!HAS_NGINX) return node;
+  return s.upstreams.every((d) => d === 0) ? 'nginx serving a static 90-byte body' : `nginx (static) for the immediate ones, ${node} for the delayed one`;
 }
 
 /**
@@ -211,6 +214,13 @@ function versionOf(bin: string, args: string[]): string {
   const r = spawnSync(bin, args, { encoding: 'utf8' });
   const line = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim();
   return r.status === 0 && line ? `; ${line}` : '';
+}
+
+function slowShare(by: Record<string, number> | undefined, ports: number[], delays: number[]): number {
+  if (!by) return NaN;
+  const total = Object.values(by).reduce((a, b) => a + b, 0);
+  const slow = ports.filter((_, i) => delays[i] > 0).reduce((a, p) => a + (by[String(p)] ?? 0), 0);
+  return total > 0 ? slow / total : NaN;
 }
 
 function median(xs: number[]): number {

@@ -58,12 +58,12 @@ describe('PeakEwma', () => {
     assert.ok(Math.abs(ewma.rttMs - 30 / Math.E) < 1e-9, String(ewma.rttMs));
   });
 
-  test('defaults: tau 10 s, 30 ms', () => {
+  test('defaults: tau 3 s, 30 ms', () => {
     const clock = new FakeClock();
     const ewma = new PeakEwma(undefined, clock.now);
     assert.equal(ewma.rttMs, 30);
     sample(ewma, clock, 100);
-    clock.t += 10_000;
+    clock.t += 3_000;
     assert.ok(Math.abs(ewma.rttMs - 100 / Math.E) < 1e-9);
   });
 
@@ -129,7 +129,7 @@ describe('PeakEwma', () => {
   test('a clock that steps back, a NaN or an infinite start time leave the estimate sane', () => {
     const clock = new FakeClock();
     clock.t = 1_000;
-    const ewma = new PeakEwma({ defaultRttMs: 30 }, clock.now);
+    const ewma = new PeakEwma({ defaultRttMs: 30, decayMs: 10_000 }, clock.now);
     sample(ewma, clock, 50);
     // 1. The clock steps back 500 ms: no amplification, and a negative rtt counts as 0.
     const started = ewma.start();
