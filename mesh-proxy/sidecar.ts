@@ -134,7 +134,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         await cache.stop();
         await Promise.allSettled([client.close(), appPool.close()]);
         if (!deps.store) await store.close();
-        log.info({ instance: instanceId }, 'mesh proxy stopped');
+        log.info({}, 'mesh proxy stopped');
         log.flush();
       },
     };
