@@ -2,7 +2,7 @@
 // peers, runs an interleaved matrix (round robin over targets, several rounds, median per target)
 // and prints a markdown table per scenario. On a multi-core machine the proxy under test is pinned
 // to core 0, the load generator and the upstreams to core 1. Every process it starts is stopped by PID.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, pickGenerator, type RunStats } from './generators.ts';
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
+import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
 import { allTargets, balancerTargets, type Target } from './targets.ts';
 
@@ -176,31 +177,17 @@ function upstreamKind(s: Scenario): string {
 async function startUpstream(port: number, delayMs: number): Promise<Pinned> {
   const ready = async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status === 200;
   if (delayMs === 0 && HAS_NGINX) {
-    const dir = join(workDir, `upstream-${port}`);
-    mkdirSync(dir, { recursive: true });
-    const conf = join(dir, 'nginx.conf');
-    writeFileSync(
-      conf,
-      `worker_processes 1;
-master_process off;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
+    return startNginx(
+      LOAD_CORE,
+      join(workDir, `upstream-${port}`),
+      `  keepalive_requests 10000000;
   keepalive_timeout 65s;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   server {
     listen 127.0.0.1:${port};
     location / { default_type application/json; return 200 '{"ok":true,"service":"bench","message":"hello from the benchmark upstream, 100 bytes-ish"}'; }
-  }
-}
-`,
+  }`,
+      ready,
     );
-    return startPinned(LOAD_CORE, 'nginx', ['-c', conf, '-p', dir], { ready });
   }
   return startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/upstream.mjs', import.meta.url))], {
     env: { PORT: String(port), DELAY_MS: String(delayMs) },

@@ -1,8 +1,9 @@
 // What a scenario measures: "direct" (no proxy), meshgate, the Node peers and, where their binaries
 // exist, nginx and HAProxy with upstream keep-alive configured as their docs advise, one worker each.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { startNginx } from './nginx.ts';
 import { startPinned, which, type Pinned } from './proc.ts';
 
 export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer';
@@ -74,32 +75,17 @@ function nginx(port: number): Target {
     name: 'nginx',
     kind: 'native-peer',
     port,
-    start: (core, [upstreamPort], workDir) => {
-      const dir = join(workDir, 'nginx');
-      mkdirSync(dir, { recursive: true });
-      const conf = join(dir, 'nginx.conf');
-      writeFileSync(
-        conf,
-        `worker_processes 1;
-master_process off;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+    start: (core, [upstreamPort], workDir) =>
+      startNginx(
+        core,
+        join(workDir, 'nginx'),
+        `  upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 128; }
   server {
     listen 127.0.0.1:${port};
     location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`,
-      );
-      return startPinned(core, 'nginx', ['-c', conf, '-p', dir], { ready: () => httpOk(port) });
-    },
+  }`,
+        () => httpOk(port),
+      ),
   };
 }
 

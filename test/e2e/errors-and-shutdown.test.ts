@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { MeshgateProcess, tempDir, writeConfig, type RunResult } from '../helpers/cli.ts';
+import { cleanEnv } from '../helpers/env.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { RedisServer } from '../helpers/redis-server.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
@@ -108,18 +109,6 @@ function tryConnect(port: number): Promise<string> {
   });
 }
 
-function cleanEnv(level: string): Record<string, string> {
-  return {
-    MESHGATE_LOG_LEVEL: level,
-    MESHGATE_REDIS_URL: '',
-    MESHGATE_ADMIN_TOKEN: '',
-    MESHGATE_DC: '',
-    MESHGATE_ZONE: '',
-    MESHGATE_STATE_DIR: '',
-    MESHGATE_INSTANCE: '',
-    MESHGATE_ADVERTISE_ADDRESS: '',
-  };
-}
 
 /** An app whose answers wait until the test releases them (or the client goes away). */
 interface HeldApp {

@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
+import { cleanEnv } from '../helpers/env.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { RedisServer } from '../helpers/redis-server.ts';
 import { steadyLoad } from '../helpers/load.ts';
@@ -114,19 +115,6 @@ function parseTraceparent(v: unknown): { traceId: string; parentId: string; flag
   return { traceId: m[1], parentId: m[2], flags: m[3] };
 }
 
-/** Env for every meshgate process: nothing from the outer environment may redirect it. */
-function cleanEnv(level: string): Record<string, string> {
-  return {
-    MESHGATE_LOG_LEVEL: level,
-    MESHGATE_REDIS_URL: '',
-    MESHGATE_ADMIN_TOKEN: '',
-    MESHGATE_DC: '',
-    MESHGATE_ZONE: '',
-    MESHGATE_STATE_DIR: '',
-    MESHGATE_INSTANCE: '',
-    MESHGATE_ADVERTISE_ADDRESS: '',
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The orders app: a plain HTTP server that calls catalog through its sidecar's outbound listener.
