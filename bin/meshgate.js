@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-// The `meshgate` CLI. Sources are TypeScript, loaded through tsx's loader (transpiled once at load;
-// the request path runs plain JavaScript), so `npm install` needs no build step.
-import { register } from 'tsx/esm/api';
+// The `meshgate` CLI: the compiled build when it is current, else the TypeScript sources (entry.js).
+import { load } from './entry.js';
 
-register();
-const { main } = await import('./cli.ts');
+const { main } = await load('bin/cli');
 process.exitCode = await main(process.argv.slice(2));

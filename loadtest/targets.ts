@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { buildIsFresh, ROOT } from '../bin/entry.js';
 import { startNginx } from './nginx.ts';
 import { startPinned, which, type Pinned } from './proc.ts';
 
@@ -30,7 +31,9 @@ function node(name: string, kind: TargetKind, port: number, file: string, extraE
     kind,
     port,
     start: (core, upstreamPorts, workDir) => {
-      const args = file.endsWith('.ts') ? ['--import', 'tsx', here(file)] : [here(file)];
+      // meshgate runs from its compiled build when that is current, as an installed meshgate does.
+      const built = file.endsWith('.ts') && buildIsFresh() ? join(ROOT, 'dist', 'loadtest', file.replace(/^\.\//, '').replace(/\.ts$/, '.js')) : undefined;
+      const args = built ? [built] : file.endsWith('.ts') ? ['--import', 'tsx', here(file)] : [here(file)];
       return startPinned(core, process.execPath, args, {
         env: {
           PORT: String(port),

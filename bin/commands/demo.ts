@@ -3,6 +3,7 @@
 // are separate Node processes that know nothing of meshgate.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
@@ -26,7 +27,16 @@ Options:
   --access-log      print one JSON access-log line per request from every proxy
   -h, --help        show this help`;
 
-const SERVICES_DIR = fileURLToPath(new URL('../../examples/demo-services/', import.meta.url));
+// From bin/commands/ in the sources, or dist/bin/commands/ in the build: the first ancestor holding them.
+const SERVICES_DIR = findUp('examples/demo-services/');
+
+function findUp(rel: string): string {
+  for (let up = '../../'; up.length <= 15; up += '../') {
+    const dir = fileURLToPath(new URL(up + rel, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  throw new Error(`cannot find ${rel} above ${import.meta.url}`);
+}
 
 interface DemoInstance {
   service: 'catalog' | 'orders';
