@@ -6,11 +6,19 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-export async function runUntilSignal(name: string, stop: () => Promise<void>): Promise<number> {
+/**
+ * Runs until SIGTERM or SIGINT, then stops; a second signal exits at once. A cluster worker
+ * (`asWorker`) drains on SIGTERM and ignores SIGINT and repeated SIGTERMs: Ctrl-C and systemd reach
+ * the whole process group, and the primary both asks each worker to drain and escalates if needed.
+ */
+export async function runUntilSignal(name: string, stop: () => Promise<void>, asWorker = false): Promise<number> {
+  if (asWorker) process.on('SIGINT', () => {});
+  const signals: NodeJS.Signals[] = asWorker ? ['SIGTERM'] : ['SIGTERM', 'SIGINT'];
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
+        if (asWorker) return;
         process.stderr.write(`meshgate ${name}: ${signal} again, exiting now\n`);
         process.exit(EXIT_FAILURE);
       }
@@ -23,8 +31,7 @@ export async function runUntilSignal(name: string, stop: () => Promise<void>): P
         },
       );
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    for (const s of signals) process.on(s, onSignal);
   });
 }
 

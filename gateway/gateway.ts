@@ -21,14 +21,51 @@ export interface GatewayDeps {
   log?: Logger;
 }
 
-export interface Gateway {
+/** The admin API's JSON views; a cluster primary asks a worker for them over IPC. */
+export interface GatewayViews {
+  endpoints(): object;
+  routes(): object;
+  notReadyReason(): string | undefined;
+}
+
+/** The gateway without its admin listener: what a cluster worker runs. */
+export interface GatewayCore {
   readonly http: AddressInfo;
-  readonly admin: AddressInfo;
   readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly views: GatewayViews;
   stop(): Promise<void>;
 }
 
+export interface Gateway extends GatewayCore {
+  readonly admin: AddressInfo;
+}
+
+/** A gateway with its own admin API. */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
+  const core = await startGatewayCore(config, deps);
+  const admin = createAdminServer({ metrics: core.metrics.registry, token: config.admin.token, notReadyReason: core.views.notReadyReason });
+  admin.get('/endpoints', async () => core.views.endpoints());
+  admin.get('/routes', async () => core.views.routes());
+  try {
+    await admin.listen({ host: config.admin.address, port: config.admin.port });
+  } catch (err) {
+    await core.stop();
+    throw new Error(`cannot listen on ${config.admin.address}:${config.admin.port} for the admin API: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  const adminAddr = admin.server.address() as AddressInfo;
+  core.log.info({ admin: `${adminAddr.address}:${adminAddr.port}` }, 'admin API listening');
+  return {
+    ...core,
+    admin: adminAddr,
+    async stop() {
+      await core.stop();
+      await admin.close();
+    },
+  };
+}
+
+export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayCore> {
   const log = deps.log ?? createLogger(config.log, { component: 'gateway', node: config.node.name });
   const metrics = new Metrics(config.node.dc);
   const store = deps.store ?? createStore(config.store, log);
@@ -46,39 +83,29 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
 
   let stopping = false;
-  const admin = createAdminServer({
-    metrics,
-    token: config.admin.token,
+  const views: GatewayViews = {
+    endpoints: () => endpointsView(cache, client),
+    routes: () => ({
+      routes: router.table.routes.map((r) => ({
+        name: r.name, service: r.service, prefix: r.prefix,
+        hosts: r.exactHosts || r.wildcardHosts ? [...(r.exactHosts ?? []), ...(r.wildcardHosts ?? []).map((w) => `*${w}`)] : null,
+        methods: r.methods ? [...r.methods] : null, stripPrefix: r.stripPrefix, replacePrefix: r.replacePrefix,
+      })),
+    }),
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
-  });
-  admin.get('/endpoints', async () => endpointsView(cache, client));
-  admin.get('/routes', async () => ({
-    routes: router.table.routes.map((r) => ({
-      name: r.name, service: r.service, prefix: r.prefix,
-      hosts: r.exactHosts || r.wildcardHosts ? [...(r.exactHosts ?? []), ...(r.wildcardHosts ?? []).map((w) => `*${w}`)] : null,
-      methods: r.methods ? [...r.methods] : null, stripPrefix: r.stripPrefix, replacePrefix: r.replacePrefix,
-    })),
-  }));
+  };
 
   try {
     await cache.start();
     await client.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
-    try {
-      await admin.listen({ host: config.admin.address, port: config.admin.port });
-    } catch (err) {
-      await listener.close(0);
-      throw new Error(`cannot listen on ${config.admin.address}:${config.admin.port} for the admin API: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-    const adminAddr = admin.server.address() as AddressInfo;
-    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, admin: `${adminAddr.address}:${adminAddr.port}`, routes: config.routes.length, store: store.kind }, 'gateway started');
+    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, routes: config.routes.length, store: store.kind }, 'gateway started');
     return {
-      http: httpAddr, admin: adminAddr, log,
+      http: httpAddr, log, metrics, views,
       async stop() {
         if (stopping) return;
         stopping = true;
         await listener.close(parseDuration(config.drainTimeout));
-        await admin.close();
         await cache.stop();
         await client.close();
         if (!deps.store) await store.close();

@@ -75,7 +75,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   let registration: Registration | undefined;
   let stopping = false;
   const admin = createAdminServer({
-    metrics,
+    metrics: metrics.registry,
     token: config.admin.token,
     notReadyReason: () => {
       if (stopping) return 'draining';

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadGatewayConfig } from '../../config/load.ts';
+import { availableParallelism } from 'node:os';
+import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../gateway/cluster.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { EXIT_OK, EXIT_USAGE, reportStartupError, runUntilSignal } from '../lifecycle.ts';
 
@@ -9,6 +11,9 @@ Runs an edge gateway: listeners, the route table, and the mesh client that forwa
 
 Options:
   -c, --config FILE   gateway configuration (YAML); see the README's configuration reference
+  -w, --workers N     run N worker processes sharing the listener (node:cluster); "auto" = one
+                      per core. Default 1. Workers share breakers and discovery through the store
+                      (use Redis); the primary serves the admin API for all of them.
   -h, --help          show this help
 
 Environment (overrides the file):
@@ -19,7 +24,11 @@ Environment (overrides the file):
 On SIGTERM or SIGINT the gateway stops accepting, drains in-flight requests (drainTimeout) and exits 0.`;
 
 export async function gatewayCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w', default: '1' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) {
     process.stdout.write(`${GATEWAY_HELP}\n`);
     return EXIT_OK;
@@ -28,11 +37,19 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     process.stderr.write(`meshgate gateway: --config FILE is required\n\n${GATEWAY_HELP}\n`);
     return EXIT_USAGE;
   }
-  let gw;
+  const workers = values.workers === 'auto' ? availableParallelism() : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+    process.stderr.write(`meshgate gateway: --workers must be a whole number from 1 to 256, or "auto" (got "${values.workers}")\n`);
+    return EXIT_USAGE;
+  }
+  let running: { stop(): Promise<void> };
   try {
-    gw = await startGateway(await loadGatewayConfig(values.config));
+    const config = await loadGatewayConfig(values.config);
+    if (isClusterWorker()) running = await startClusterWorker(config);
+    else if (workers > 1) running = await startClusterPrimary(config, workers);
+    else running = await startGateway(config);
   } catch (err) {
     return reportStartupError('gateway', err);
   }
-  return runUntilSignal('gateway', () => gw.stop());
+  return runUntilSignal('gateway', () => running.stop(), isClusterWorker());
 }

@@ -2,10 +2,14 @@
 // of its state. Loopback by default; when a token is configured every route but /live needs it.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Metrics } from '../observe/metrics.ts';
+/** Where /metrics comes from: a process's own registry, or a cluster primary's aggregate. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface AdminOptions {
-  metrics: Metrics;
+  metrics: MetricsSource;
   token?: string;
   /** Why the process is not ready, or undefined when it is. */
   notReadyReason(): string | undefined;
@@ -30,8 +34,8 @@ export function createAdminServer(opts: AdminOptions): FastifyInstance {
     return { ready: true };
   });
   app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', opts.metrics.registry.contentType);
-    return opts.metrics.registry.metrics();
+    reply.header('content-type', opts.metrics.contentType);
+    return opts.metrics.metrics();
   });
   return app;
 }

@@ -1,0 +1,164 @@
+// `meshgate gateway --workers N`: one process per core sharing the HTTP listener (node:cluster).
+// The primary forks and supervises workers and serves the admin API for all of them: /metrics is
+// the sum over workers (prom-client's AggregatorRegistry), /endpoints and /routes are asked of a
+// worker over IPC, /ready waits for every worker. Shared state (discovery, breakers) goes through
+// the store, so with Redis the workers act as one gateway; with the in-memory store each keeps its own.
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
+import type { GatewayConfig } from '../config/schema.ts';
+import { parseDuration } from '../config/duration.ts';
+import { createAdminServer } from '../mesh-proxy/admin/admin-server.ts';
+import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
+import { startGatewayCore, type GatewayCore, type GatewayViews } from './gateway.ts';
+
+const READY = 'meshgate:ready';
+const VIEW_REQ = 'meshgate:view';
+const VIEW_RES = 'meshgate:view-reply';
+const RESTART_DELAY_MS = 1000;
+
+interface Message {
+  type?: string;
+  id?: number;
+  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes'>;
+  body?: unknown;
+}
+
+export interface ClusterPrimary {
+  readonly admin: AddressInfo;
+  stop(): Promise<void>;
+}
+
+/**
+ * In the primary: forks `workers` gateways and serves the admin API. Resolves once every worker is
+ * ready; rejects (having stopped the rest) if a worker exits before the first generation is up, e.g.
+ * on a port in use: restarting it would only fail again.
+ */
+export async function startClusterPrimary(config: GatewayConfig, workers: number): Promise<ClusterPrimary> {
+  const log = createLogger(config.log, { component: 'gateway-primary', node: config.node.name });
+  if (config.store.kind === 'memory') {
+    log.warn({ workers }, 'with the in-memory store each worker keeps its own breakers and discovery view; use Redis to share them');
+  }
+  const ready = new Set<number>();
+  let stopping = false;
+  let nextId = 0;
+  const pending = new Map<number, (body: unknown) => void>();
+
+  let started = false;
+  let onStartup: ((err?: Error) => void) | undefined;
+  const startup = new Promise<void>((resolve, reject) => {
+    onStartup = (err) => (err ? reject(err) : resolve());
+  });
+  const fork = (): Worker => {
+    const w = cluster.fork({ MESHGATE_CLUSTER_WORKER: '1' });
+    w.on('message', (m: Message) => {
+      if (m?.type === READY) {
+        ready.add(w.id);
+        if (!started && ready.size === workers) {
+          started = true;
+          onStartup?.();
+        }
+      }
+      else if (m?.type === VIEW_RES && m.id !== undefined) {
+        pending.get(m.id)?.(m.body);
+        pending.delete(m.id);
+      }
+    });
+    return w;
+  };
+  cluster.on('exit', (w, code, signal) => {
+    ready.delete(w.id);
+    if (stopping) return;
+    if (!started) {
+      stopping = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      onStartup?.(new Error(`a gateway worker exited during start-up (${signal ?? `code ${code}`}); see its error above`));
+      return;
+    }
+    log.error({ worker: w.process.pid, code, signal }, 'gateway worker exited; starting another');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, RESTART_DELAY_MS).unref();
+  });
+  for (let i = 0; i < workers; i++) fork();
+
+  const aggregator = new AggregatorRegistry();
+  const askWorker = (view: 'endpoints' | 'routes'): Promise<unknown> => {
+    const w = Object.values(cluster.workers ?? {}).find((x) => x && ready.has(x.id));
+    if (!w) return Promise.resolve({ error: { code: 'NOT_READY', message: 'no gateway worker is ready' } });
+    const id = ++nextId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        resolve({ error: { code: 'WORKER_TIMEOUT', message: 'the worker did not answer' } });
+      }, 2000);
+      pending.set(id, (body) => {
+        clearTimeout(timer);
+        resolve(body);
+      });
+      w.send({ type: VIEW_REQ, id, view } satisfies Message);
+    });
+  };
+  const admin = createAdminServer({
+    metrics: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
+    token: config.admin.token,
+    notReadyReason: () => (stopping ? 'draining' : ready.size < workers ? `${ready.size} of ${workers} workers ready` : undefined),
+  });
+  admin.get('/endpoints', () => askWorker('endpoints'));
+  admin.get('/routes', () => askWorker('routes'));
+  try {
+    await admin.listen({ host: config.admin.address, port: config.admin.port });
+    await startup;
+  } catch (err) {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    await admin.close();
+    log.flush();
+    throw err instanceof Error && err.message.startsWith('a gateway worker')
+      ? err
+      : new Error(`cannot listen on ${config.admin.address}:${config.admin.port} for the admin API: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  const adminAddr = admin.server.address() as AddressInfo;
+  log.info({ workers, admin: `${adminAddr.address}:${adminAddr.port}` }, 'gateway primary started');
+
+  return {
+    admin: adminAddr,
+    async stop() {
+      stopping = true;
+      const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      const exited = live.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+      for (const w of live) w.process.kill('SIGTERM');
+      // Workers drain within drainTimeout; anything still alive after that (and a margin) is killed.
+      const limit = setTimeout(() => live.forEach((w) => w.isDead() || w.process.kill('SIGKILL')), parseDuration(config.drainTimeout) + 5000);
+      await Promise.all(exited);
+      clearTimeout(limit);
+      await admin.close();
+      log.info({}, 'gateway primary stopped');
+      log.flush();
+    },
+  };
+}
+
+/** In a worker: the gateway without an admin listener, answering the primary's view requests. */
+export async function startClusterWorker(config: GatewayConfig): Promise<GatewayCore> {
+  const log: Logger = createLogger(config.log, { component: 'gateway', node: config.node.name, worker: String(cluster.worker?.id ?? '') });
+  const gw = await startGatewayCore(config, { log });
+  // Constructing one installs prom-client's responder to the primary's metric requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([gw.metrics.registry]);
+  process.on('message', (m: Message) => {
+    if (m?.type === VIEW_REQ && m.id !== undefined && m.view) process.send?.({ type: VIEW_RES, id: m.id, body: gw.views[m.view]() } satisfies Message);
+  });
+  process.send?.({ type: READY } satisfies Message);
+  return {
+    ...gw,
+    async stop() {
+      await gw.stop();
+      cluster.worker?.disconnect(); // the IPC channel would keep the process alive
+    },
+  };
+}
+
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env.MESHGATE_CLUSTER_WORKER === '1';
+}
