@@ -80,8 +80,15 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
   /** Another proxy opened this instance's breaker: stop choosing it until untilMs (local clock). */
   remoteOpen(id: string, untilMs: number): void {
     const ep = this.#find(id);
-    if (ep === undefined) this.#remoteOpen.set(id, untilMs);
-    else this.#openRemotely(this.breakerOf(ep), untilMs);
+    if (ep !== undefined) {
+      this.#openRemotely(this.breakerOf(ep), untilMs);
+      return;
+    }
+    // Kept for an endpoint this proxy may learn of later; expired entries go first, so the map stays
+    // bounded by the breakers open right now.
+    const now = Date.now();
+    for (const [k, until] of this.#remoteOpen) if (until <= now) this.#remoteOpen.delete(k);
+    this.#remoteOpen.set(id, untilMs);
   }
 
   /** Something outside the request path (a health check) changed which endpoints are available. */
