@@ -1,16 +1,15 @@
 // YAML file → environment interpolation and overrides → schema validation (defaults filled) →
 // semantic checks → one deep-frozen snapshot. Nothing starts from a file that fails any step.
 import { readFile } from 'node:fs/promises';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigIssue } from './errors.ts';
-import { GatewayConfigSchema, ProxyConfigSchema, type GatewayConfig, type ProxyConfig } from './schema.ts';
+import type { GatewayConfig, ProxyConfig } from './schema.ts';
+import { validators } from './validators.ts';
 import { deepFreeze } from './freeze.ts';
 import { parseDuration } from './duration.ts';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: false });
-const validateGateway = ajv.compile<GatewayConfig>(GatewayConfigSchema);
-const validateProxy = ajv.compile<ProxyConfig>(ProxyConfigSchema);
+const { validateGateway, validateProxy } = validators;
 
 /** Per-host settings operators set in the environment rather than in a shared file. */
 const ENV_OVERRIDES: ReadonlyArray<[env: string, path: string[]]> = [

@@ -1,6 +1,6 @@
-import { Value } from '@sinclair/typebox/value';
 import { parseDuration } from '../../config/duration.ts';
-import { ServicePolicySchema, type ServicePolicy } from '../../config/schema.ts';
+import type { ServicePolicy } from '../../config/schema.ts';
+import { validators } from '../../config/validators.ts';
 import type { BalancerKind } from '../balancer/create-balancer.ts';
 import type { BreakerPolicy } from '../resilience/endpoint-breaker.ts';
 import type { OutlierPolicy } from '../resilience/outlier-detector.ts';
@@ -90,4 +90,10 @@ export function compilePolicy(p: ServicePolicy): CompiledPolicy {
 }
 
 /** The policy of a service the config does not mention (the sidecar calls whatever the app names). */
-export const DEFAULT_POLICY: CompiledPolicy = compilePolicy(Value.Default(ServicePolicySchema, {}) as ServicePolicy);
+export const DEFAULT_POLICY: CompiledPolicy = compilePolicy(defaultPolicy());
+
+function defaultPolicy(): ServicePolicy {
+  const p = {};
+  if (!validators.validateService(p)) throw new Error('the default service policy does not validate');
+  return p as ServicePolicy; // filled in by the validator's defaults
+}
