@@ -82,12 +82,14 @@ const LOAD_CORE = multiCore ? 1 : 0;
 const gen = pickGenerator();
 const workDir = mkdtempSync(join(tmpdir(), 'meshgate-loadtest-'));
 let started: Pinned[] = [];
+const allPids: number[] = [];
 
 async function runScenario(name: string, s: Scenario): Promise<string> {
   const upstreamPorts: number[] = [];
   for (const [i, delay] of s.upstreams.entries()) {
     const port = basePort + 90 + i;
     started.push(await startUpstream(port, delay));
+    allPids.push(started[started.length - 1].pid);
     upstreamPorts.push(port);
   }
   const conns = s.connections ?? connections;
@@ -95,7 +97,10 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   const procs = new Map<Target, Pinned | null>();
   for (const t of targets) {
     const p = await t.start(PROXY_CORE, upstreamPorts, workDir);
-    if (p) started.push(p);
+    if (p) {
+      started.push(p);
+      allPids.push(p.pid);
+    }
     procs.set(t, p);
   }
 
@@ -220,6 +225,7 @@ function median(xs: number[]): number {
 async function cleanup(): Promise<void> {
   await Promise.all(started.map(stopPid));
   rmSync(workDir, { recursive: true, force: true });
+  process.stderr.write(`stopped pids: ${allPids.join(' ')}\n`);
 }
 
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));

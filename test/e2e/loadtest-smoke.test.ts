@@ -16,10 +16,13 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose 100 successors are all free right now (bounded attempts). */
+/**
+ * A base port whose 100 successors are all free right now (bounded attempts), above Linux's
+ * ephemeral range (32768-60999) so other tests' sockets never land in it.
+ */
 async function freeRange(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 40_000 + Math.floor(Math.random() * 200) * 100;
+    const base = 61_000 + Math.floor(Math.random() * 44) * 100;
     const checks = await Promise.all(Array.from({ length: 100 }, (_, i) => portFree(base + i)));
     if (checks.every(Boolean)) return base;
   }
@@ -42,7 +45,18 @@ test('npm run loadtest -- --quick prints its tables and stops every process it s
   assert.match(out, /\| meshgate \| \d+/);
   assert.match(out, /### Scenario slow-instance/);
   assert.match(out, /\| meshgate p2c-ewma \| \d+/);
-  // 1. nothing it started still listens
+  // 1. every process it started is gone, and nothing listens on its ports
+  const pids = (/stopped pids: ([\d ]*)/.exec(err)?.[1] ?? '').trim().split(' ').filter(Boolean).map(Number);
+  assert.ok(pids.length >= 4, `the harness reports the processes it started: ${err.slice(-300)}`);
+  const alive = pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(alive, [], 'no process of the run is left');
   const stillBound = (await Promise.all(Array.from({ length: 100 }, (_, i) => portFree(base + i)))).filter((free) => !free).length;
   assert.equal(stillBound, 0, 'every port of the run is free again');
 });
