@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/duration.ts';
 import { createAdminServer } from '../mesh-proxy/admin/admin-server.ts';
 import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
+import { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import { startGatewayCore, type GatewayCore, type GatewayViews } from './gateway.ts';
 
 const READY = 'meshgate:ready';
@@ -49,6 +50,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   const startup = new Promise<void>((resolve, reject) => {
     onStartup = (err) => (err ? reject(err) : resolve());
   });
+  startup.catch(() => {}); // awaited below; a worker may fail before that await is reached
   const fork = (): Worker => {
     const w = cluster.fork({ MESHGATE_CLUSTER_WORKER: '1' });
     w.on('message', (m: Message) => {
@@ -142,10 +144,12 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
 /** In a worker: the gateway without an admin listener, answering the primary's view requests. */
 export async function startClusterWorker(config: GatewayConfig): Promise<GatewayCore> {
   const log: Logger = createLogger(config.log, { component: 'gateway', node: config.node.name, worker: String(cluster.worker?.id ?? '') });
-  const gw = await startGatewayCore(config, { log });
-  // Constructing one installs prom-client's responder to the primary's metric requests.
+  // Answer the primary's metric requests from the start (constructing an AggregatorRegistry installs
+  // prom-client's responder): a worker still connecting to the store must not stall every scrape.
+  const metrics = new Metrics(config.node.dc);
   new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([gw.metrics.registry]);
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  const gw = await startGatewayCore(config, { log, metrics });
   process.on('message', (m: Message) => {
     if (m?.type === VIEW_REQ && m.id !== undefined && m.view) process.send?.({ type: VIEW_RES, id: m.id, body: gw.views[m.view]() } satisfies Message);
   });

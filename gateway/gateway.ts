@@ -19,6 +19,7 @@ import { compileRoutes } from './router/route-table.ts';
 export interface GatewayDeps {
   store?: Store;
   log?: Logger;
+  metrics?: Metrics;
 }
 
 /** The admin API's JSON views; a cluster primary asks a worker for them over IPC. */
@@ -67,7 +68,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
 export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayCore> {
   const log = deps.log ?? createLogger(config.log, { component: 'gateway', node: config.node.name });
-  const metrics = new Metrics(config.node.dc);
+  const metrics = deps.metrics ?? new Metrics(config.node.dc);
   const store = deps.store ?? createStore(config.store, log);
   const cache = new EndpointCache({
     store,

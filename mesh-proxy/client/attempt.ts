@@ -9,6 +9,12 @@ import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/c
 import type { Cancellable, Exchange } from './exchange.ts';
 
 export const CLIENT_GONE_MESSAGE = 'client closed the connection';
+export const CALLER_DEADLINE_MESSAGE = "the caller's deadline passed";
+const DISCARD = new Error('response discarded for a retry');
+/** A 5xx body up to this size is drained (keeping the connection); a larger or unsized one is cut. */
+const MAX_DRAIN_BYTES = 65536;
+/** undici refuses some requests before anything is sent (e.g. a duplicate Host header): the request's fault. */
+const REQUEST_REJECTED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
 export interface AttemptOwner {
   /** A response with a failing status arrived: true to discard it and retry instead of relaying it. */
@@ -49,10 +55,17 @@ export class Attempt implements Cancellable {
     if (this.#abort !== undefined) this.#abort(reason);
   }
 
-  /** The client went away: the outcome says nothing about the endpoint. */
-  get clientGone(): boolean {
-    return this.#cancelled !== undefined && this.#cancelled.message === CLIENT_GONE_MESSAGE;
+  /**
+   * The caller ended it (went away, or its own propagated deadline passed): the outcome says
+   * nothing about the endpoint, so breakers and outlier detection must not count it.
+   */
+  get cancelledByCaller(): boolean {
+    const m = this.#cancelled?.message;
+    return m === CLIENT_GONE_MESSAGE || m === CALLER_DEADLINE_MESSAGE;
   }
+
+  /** undici rejected the request itself before sending it: a bad request, not an endpoint failure. */
+  rejectedRequest = false;
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.#cancelled !== undefined) {
@@ -64,10 +77,14 @@ export class Attempt implements Cancellable {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
-    if (this.ex.done) return false;
+    if (this.ex.done) return this.#stop();
     this.#verdict = classifyStatus(statusCode);
     if (this.#verdict !== 'success' && this.owner.retryOnStatus(this, statusCode, rawHeaders)) {
-      this.discarding = true; // drain the body so the connection stays reusable, then retry
+      this.discarding = true;
+      // A small error body is drained so the connection stays reusable; a large or unsized one
+      // would hold the retry back, so the connection is cut instead.
+      const length = Number(headerOf(rawHeaders, 'content-length') ?? NaN);
+      if (!(length <= MAX_DRAIN_BYTES)) this.#abort?.(DISCARD);
       return true;
     }
     this.#resume = resume;
@@ -77,8 +94,14 @@ export class Attempt implements Cancellable {
 
   onData(chunk: Buffer): boolean {
     if (this.discarding) return true;
-    if (this.ex.done) return false;
+    if (this.ex.done) return this.#stop();
     return this.ex.write(chunk, this.#resume!);
+  }
+
+  /** The exchange ended under this try: abort it (returning false alone would pause the connection for good). */
+  #stop(): false {
+    this.#abort?.(new Error(CLIENT_GONE_MESSAGE));
+    return false;
   }
 
   onComplete(): void {
@@ -87,6 +110,11 @@ export class Attempt implements Cancellable {
   }
 
   onError(err: Error & { code?: string }): void {
+    if (err === DISCARD) {
+      this.#settle(this.#verdict, undefined); // the 5xx already classified; the retry follows
+      return;
+    }
+    if (err.code !== undefined && REQUEST_REJECTED.has(err.code)) this.rejectedRequest = true;
     this.#settle(this.#cancelled !== undefined && this.#cancelled === err ? 'timeout' : classifyErrorCode(err.code), err);
   }
 
@@ -97,6 +125,14 @@ export class Attempt implements Cancellable {
     if (verdict === 'connect-failure') this.sent = false;
     this.owner.settled(this, verdict, err);
   }
+}
+
+/** A header's value from undici's raw list (retry path only, so a linear scan is fine). */
+export function headerOf(raw: Buffer[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === lowerName.length && raw[i].toString('latin1').toLowerCase() === lowerName) return raw[i + 1].toString('latin1');
+  }
+  return undefined;
 }
 
 /** Hands an attempt to a connection pool with its per-try timeouts. */
@@ -110,10 +146,7 @@ export function dispatchAttempt(pool: Dispatcher, a: Attempt, headersTimeoutMs: 
     headersTimeout: headersTimeoutMs,
     bodyTimeout: bodyTimeoutMs,
   };
-  try {
-    pool.dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
-  } catch (err) {
-    // undici rejects some requests synchronously (e.g. characters it will not put on the wire).
-    ex.fail('BAD_REQUEST', `request cannot be forwarded: ${(err as Error).message}`);
-  }
+  // Requests undici refuses (e.g. characters it will not put on the wire) come back through
+  // onError with UND_ERR_INVALID_ARG, never as a throw.
+  pool.dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
 }

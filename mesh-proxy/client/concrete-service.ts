@@ -14,7 +14,7 @@ import { EndpointBreaker, type BreakerTransition } from '../resilience/endpoint-
 import { OutlierDetector } from '../resilience/outlier-detector.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
 import type { ResilienceMetrics } from '../observe/resilience-metrics.ts';
-import { Attempt, dispatchAttempt, type AttemptOwner } from './attempt.ts';
+import { Attempt, dispatchAttempt, headerOf, type AttemptOwner } from './attempt.ts';
 import type { EndpointPools } from './endpoint-pools.ts';
 import { classifyTransportError } from './errors.ts';
 import type { Exchange, ExchangeHolder } from './exchange.ts';
@@ -129,7 +129,13 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     else this.#begin(ex);
   }
 
-  released(ex: Exchange): void {
+  released(ex: Exchange, tryInFlight: boolean): void {
+    if (ex.slot === 'active' && tryInFlight) {
+      // The cancelled try may still wait in undici's queue for a connection: the slot is freed
+      // when it settles, or the bulkhead would admit more than its limits.
+      ex.slot = 'draining';
+      return;
+    }
     if (ex.slot === 'active') this.limit.release();
     else if (ex.slot === 'queued') this.limit.cancel(ex);
     ex.slot = 'none';
@@ -187,8 +193,11 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
    * starts.
    */
   retryNow(ex: Exchange): void {
+    const before = ex.tries;
     if (!ex.done) this.#try(ex);
-    if (ex.current === undefined || ex.done) this.limit.retryDone();
+    // No try started (the exchange ended, or no endpoint): the slot is still ours to free. A try
+    // that started owns it, even if it already settled synchronously.
+    if (ex.tries === before) this.limit.retryDone();
   }
 
   #pick(ex: Exchange): Endpoint | undefined {
@@ -225,15 +234,26 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     if (cond === undefined || !this.policy.retry.on.has(cond)) return false;
     this.#releaseRetrySlot(a); // this try is over either way; its slot may serve the next
     if (!this.#mayRetry(a.ex, true, cond)) return false;
-    if (status === 503) a.retryAfter = headerValue(rawHeaders, 'retry-after');
+    if (status === 503) a.retryAfter = headerOf(rawHeaders, 'retry-after');
     return true;
   }
 
   settled(a: Attempt, verdict: Verdict, err: (Error & { code?: string }) | undefined): void {
     const ex = a.ex;
     if (ex.current === a) ex.current = undefined;
-    this.#record(a, verdict);
+    if (ex.slot === 'draining') {
+      ex.slot = 'none';
+      this.limit.release();
+    }
     this.#releaseRetrySlot(a);
+    if (a.rejectedRequest) {
+      // Refused by undici before sending (e.g. a duplicate Host header): the request is at fault.
+      statsOf(a.endpoint).ewma.end(a.startedAt);
+      this.breakerOf(a.endpoint).onCancel();
+      ex.fail('BAD_REQUEST', `the request cannot be forwarded: ${err?.message ?? 'rejected'}`);
+      return;
+    }
+    this.#record(a, verdict);
     if (a.discarding) {
       // The response was dropped for a retry (budget already taken in retryOnStatus).
       if (ex.done) this.limit.retryDone();
@@ -254,8 +274,8 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     const ep = a.endpoint;
     const ewma = statsOf(ep).ewma;
     const breaker = this.breakerOf(ep);
-    if (a.clientGone) {
-      // The client left: says nothing about the endpoint.
+    if (a.cancelledByCaller) {
+      // The caller left, or its own deadline passed: says nothing about the endpoint.
       ewma.end(a.startedAt);
       breaker.onCancel();
       return;
@@ -321,12 +341,4 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     for (const ep of this.#ctx.cache.get(this.name)?.endpoints ?? []) if (ep.instance.id === id) return ep;
     return undefined;
   }
-}
-
-/** A header's value from undici's raw list (only on the retry path, so a linear scan is fine). */
-function headerValue(raw: Buffer[], lowerName: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === lowerName.length && raw[i].toString('latin1').toLowerCase() === lowerName) return raw[i + 1].toString('latin1');
-  }
-  return undefined;
 }

@@ -9,7 +9,7 @@ import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-h
 import { formatGrpcTimeout } from '../http/deadline.ts';
 import { sendError } from '../http/error-reply.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
-import { CLIENT_GONE_MESSAGE } from './attempt.ts';
+import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 
 /** The listener that owns an exchange hears about its end (metrics, access log, drain). */
 export interface ExchangeOwner {
@@ -21,7 +21,8 @@ export interface ExchangeOwner {
 export interface ExchangeHolder {
   /** A queued exchange got its concurrency slot. */
   admitted(ex: Exchange): void;
-  released(ex: Exchange): void;
+  /** The exchange ended; `tryInFlight`: a try may still sit in a connection pool's queue. */
+  released(ex: Exchange, tryInFlight: boolean): void;
 }
 
 /** The try in flight, as far as the exchange needs to cancel it. */
@@ -45,6 +46,7 @@ function onDeadline(ex: Exchange): void {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CLIENT_GONE = new Error(CLIENT_GONE_MESSAGE);
 const DEADLINE = new Error('deadline reached');
+const CALLER_DEADLINE = new Error(CALLER_DEADLINE_MESSAGE);
 
 export class Exchange implements ForwardedRequest {
   readonly req: IncomingMessage;
@@ -57,6 +59,7 @@ export class Exchange implements ForwardedRequest {
   headers: string[] = [];
   requestId = '';
   hasBody = false;
+  badRequest: string | undefined;
   contentLength = -1;
   host = '';
   callerTimeoutMs = -1;
@@ -88,7 +91,7 @@ export class Exchange implements ForwardedRequest {
   done = false;
   holder: ExchangeHolder | undefined;
   /** Its place in the service's concurrency limit. */
-  slot: 'none' | 'queued' | 'active' = 'none';
+  slot: 'none' | 'queued' | 'active' | 'draining' = 'none';
   current: Cancellable | undefined;
   /** The endpoint of the latest try (a retry prefers another). */
   lastEndpoint: Endpoint | undefined;
@@ -199,14 +202,16 @@ export class Exchange implements ForwardedRequest {
     const current = this.current;
     if (this.deadlineFromCaller) this.fail('DEADLINE_EXCEEDED', "the caller's deadline passed before the upstream answered");
     else this.fail('UPSTREAM_TIMEOUT', `no response from ${this.service || 'the upstream'} within the timeout`);
-    current?.cancel(DEADLINE);
+    // A deadline the caller chose says nothing about the endpoint; this hop's own timeout does.
+    current?.cancel(this.deadlineFromCaller ? CALLER_DEADLINE : DEADLINE);
   }
 
   #finish(): void {
     this.done = true;
     clearTimeout(this.#timer);
+    const inFlight = this.current !== undefined;
     this.current = undefined;
-    this.holder?.released(this);
+    this.holder?.released(this, inFlight);
     this.owner.finished(this);
   }
 }

@@ -13,8 +13,9 @@ export function readBody(ex: Exchange, consumer: BodyConsumer): void {
   req.on('data', (c: Buffer) => {
     size += c.length;
     if (size > ex.contentLength) {
-      req.destroy();
+      // llhttp enforces Content-Length, so this is a safeguard: answer first, then cut.
       ex.fail('BAD_REQUEST', 'the request body is longer than its Content-Length');
+      req.destroy();
       return;
     }
     chunks.push(c);

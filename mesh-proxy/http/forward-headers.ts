@@ -37,6 +37,8 @@ export interface ForwardedRequest {
   host: string;
   /** The caller's remaining deadline in ms (x-meshgate-timeout-ms or grpc-timeout), or -1. */
   callerTimeoutMs: number;
+  /** Set when the request must be refused with 400 (e.g. two Host fields, RFC 9112 §3.2). */
+  badRequest: string | undefined;
   /** Where in `headers` this hop writes the remaining deadline before each try. */
   timeoutSlot: number;
   /** Likewise for grpc-timeout, when the caller sent one; -1 otherwise. */
@@ -49,6 +51,7 @@ export interface ForwardedRequest {
  */
 export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null, proto: 'http' | 'https', out: ForwardedRequest): void {
   const edge = edgeClientIp !== null;
+  out.badRequest = undefined;
   const headers: string[] = [];
   let requestId: string | undefined;
   let traceparent: string | undefined;
@@ -100,6 +103,7 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
           break;
       }
     } else if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (host !== undefined) out.badRequest = 'the request has more than one Host header';
       host = value;
     }
     headers.push(name, value);

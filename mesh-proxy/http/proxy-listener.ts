@@ -85,6 +85,10 @@ export class ProxyListener implements ExchangeOwner {
     const edge = this.#o.edge;
     forwardRequestHeaders(req.rawHeaders, edge ? (req.socket.remoteAddress ?? '') : null, 'http', ex);
     ex.echoRequestId = edge;
+    if (ex.badRequest !== undefined) {
+      ex.fail('BAD_REQUEST', ex.badRequest);
+      return;
+    }
     try {
       this.#o.router.route(ex);
     } catch (err) {

@@ -45,6 +45,10 @@ export class InboundRouter implements Router, AttemptOwner {
   settled(a: Attempt, _verdict: Verdict, err: (Error & { code?: string }) | undefined): void {
     if (a.ex.current === a) a.ex.current = undefined;
     if (err === undefined || a.ex.done) return;
+    if (a.rejectedRequest) {
+      a.ex.fail('BAD_REQUEST', `the request cannot be forwarded: ${err.message}`);
+      return;
+    }
     const e = classifyTransportError(err, this.#app.authority);
     a.ex.fail(e.code, e.message);
   }

@@ -2,6 +2,7 @@
 // sidecars. Apps count what reaches them, so "no upstream call" is observed, not assumed.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { call, startInstance, startTestGateway, stopAll, type Instance } from '../helpers/mesh.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -135,4 +136,34 @@ test('past the concurrency limit a request gets an immediate 503 OVERLOADED', as
   assert.ok(Date.now() - started < 500, 'rejected at once, not queued');
   assert.equal((await first).status, 200);
   assert.match((await call(`http://127.0.0.1:${m.gw.admin.port}/metrics`)).body, /meshgate_overload_rejections_total\{service="svc-f",limit="pending"\} 1/);
+});
+
+test('requests at fault never count against endpoints: a duplicate Host, a caller deadline too short', async () => {
+  const m = await mesh('svc-g', 2, { 'svc-g': { breaker: { consecutiveFailures: 2 }, outlier: { consecutive5xx: 2 } } });
+  for (const i of m.list) {
+    i.app.handler = (_req, res) => {
+      setTimeout(() => res.end('ok'), 100);
+    };
+  }
+  // 1. two Host fields: 400 at the edge (RFC 9112 §3.2), nothing reaches an upstream
+  for (let i = 0; i < 6; i++) {
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = connect(m.gw.http.port, '127.0.0.1', () => s.write('GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n'));
+      let data = '';
+      s.on('data', (d) => (data += d));
+      s.on('end', () => resolve(data));
+      s.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400/);
+    assert.match(raw, /BAD_REQUEST/);
+  }
+  assert.equal(m.total(), 0);
+  // 2. a caller's own 10 ms deadline against 100 ms upstreams: 504s, but the endpoints stay healthy
+  for (let i = 0; i < 8; i++) {
+    const r = await call(`${m.url}/x`, { headers: { 'x-meshgate-timeout-ms': '10' } });
+    assert.equal(r.status, 504);
+  }
+  const view = (await call(`http://127.0.0.1:${m.gw.admin.port}/endpoints`)).json<{ services: Record<string, Array<{ breaker: { state: string }; ejected: unknown }>> }>();
+  assert.ok(view.services['svc-g'].every((e) => e.breaker.state === 'closed' && e.ejected === null), JSON.stringify(view.services['svc-g']));
+  assert.equal((await call(`${m.url}/x`)).status, 200);
 });

@@ -80,6 +80,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.#closing = true;
+    this.#status = 'down'; // listeners are not told: the proxy is stopping
     await Promise.allSettled([quit(this.#client), quit(this.#subscriber)]);
   }
 
@@ -89,7 +90,11 @@ export class RedisStore implements Store {
       this.#subscribed = true;
       this.#update();
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'could not subscribe to store events; will retry on reconnect');
+      // The connection is up but refused (ACL, redirect): try again rather than wait for a reconnect.
+      this.#log.warn({ err: (err as Error).message }, 'could not subscribe to store events; retrying');
+      setTimeout(() => {
+        if (!this.#closing && this.#subscriber.status === 'ready') void this.#subscribe();
+      }, 1000).unref();
     }
   }
 
