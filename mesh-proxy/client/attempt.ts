@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
 import type { Cancellable, Exchange } from './exchange.ts';
+import { ERROR_HEADER } from '../http/error-reply.ts';
 
 export const CLIENT_GONE_MESSAGE = 'client closed the connection';
 export const CALLER_DEADLINE_MESSAGE = "the caller's deadline passed";
@@ -61,8 +62,10 @@ export class Attempt implements Cancellable {
    */
   get cancelledByCaller(): boolean {
     const m = this.#cancelled?.message;
-    return m === CLIENT_GONE_MESSAGE || m === CALLER_DEADLINE_MESSAGE;
+    return this.#propagatedDeadline || m === CLIENT_GONE_MESSAGE || m === CALLER_DEADLINE_MESSAGE;
   }
+
+  #propagatedDeadline = false;
 
   /** undici rejected the request itself before sending it: a bad request, not an endpoint failure. */
   rejectedRequest = false;
@@ -79,6 +82,8 @@ export class Attempt implements Cancellable {
     if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
     if (this.ex.done) return this.#stop();
     this.#verdict = classifyStatus(statusCode);
+    // A downstream meshgate hop ran out of the deadline this caller gave: not the endpoint's fault.
+    if (statusCode === 504 && headerOf(rawHeaders, ERROR_HEADER) === 'DEADLINE_EXCEEDED') this.#propagatedDeadline = true;
     if (this.#verdict !== 'success' && this.owner.retryOnStatus(this, statusCode, rawHeaders)) {
       this.discarding = true;
       // A small error body is drained so the connection stays reusable; a large or unsized one
