@@ -1,5 +1,5 @@
 // Each test that needs Redis starts its own redis-server on a free port and stops it afterwards;
-// the shared Redis on 6379 is never touched.
+// the machine's shared Redis on its standard port is never touched.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -107,7 +107,7 @@ async function startProxy(o: {
     drainTimeout: '2s',
     ...(o.services ? { services: o.services } : {}),
   });
-  // Per-host environment overrides must not redirect these proxies (e.g. to a Redis on 6379):
+  // Per-host environment overrides must not redirect these proxies (e.g. to the machine's shared Redis):
   // the store URL is pinned to this file's Redis and the others are blanked (empty = ignored).
   const env = {
     MESHGATE_REDIS_URL: redis.url, MESHGATE_INSTANCE: '', MESHGATE_DC: '', MESHGATE_ZONE: '',
