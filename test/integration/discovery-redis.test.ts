@@ -9,29 +9,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { RedisServer } from '../helpers/redis-server.ts';
+import { agent, callThrough, endpointsOf, findIn, getJson, REGISTRY_CHANNEL, REGISTRY_PREFIX, type EndpointsDoc, type EndpointView } from '../helpers/endpoints-view.ts';
 import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 
-const REG = 'meshgate:{registry}:';
-const CHANNEL = `${REG}events`;
+const REG = REGISTRY_PREFIX;
+const CHANNEL = REGISTRY_CHANNEL;
 
-interface EndpointView {
-  id: string;
-  address: string;
-  port: number;
-  dc: string;
-  zone: string;
-  metadata: Record<string, string>;
-}
-interface EndpointsDoc {
-  source: 'none' | 'store' | 'disk';
-  lastSyncAt: string | null;
-  stalenessSeconds: number | null;
-  services: Record<string, EndpointView[]>;
-}
 
 interface Proxy {
   id: string;
@@ -44,7 +31,6 @@ interface Proxy {
 
 let redis: RedisServer;
 let rc: Redis;
-const agent = new Agent({ keepAliveTimeout: 1000, connections: 8 });
 const apps: TestApp[] = [];
 const proxies: Proxy[] = [];
 const dirs: string[] = [];
@@ -53,31 +39,14 @@ let catalogB: TestApp;
 let ordersApp: TestApp;
 let observer: Proxy;
 
-async function getJson<T>(url: string): Promise<T> {
-  const res = await request(url, { dispatcher: agent });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`GET ${url} → ${res.statusCode}: ${text.slice(0, 200)}`);
-  return JSON.parse(text) as T;
-}
-
 async function getText(url: string): Promise<string> {
   const res = await request(url, { dispatcher: agent });
   return res.body.text();
 }
 
 /** GET through a sidecar's outbound listener, naming the service in the Host header. */
-async function callThrough(outbound: number, service: string, path = '/'): Promise<{ status: number; app: string; body: string }> {
-  const res = await request(`http://127.0.0.1:${outbound}${path}`, { dispatcher: agent, headers: { host: service } });
-  const body = await res.body.text();
-  return { status: res.statusCode, app: String(res.headers['x-app'] ?? ''), body };
-}
-
 function endpoints(p: Proxy): Promise<EndpointsDoc> {
-  return getJson<EndpointsDoc>(`${p.admin}/endpoints`);
-}
-
-function findIn(doc: EndpointsDoc, service: string, id: string): EndpointView | undefined {
-  return doc.services[service]?.find((e) => e.id === id);
+  return endpointsOf(p.admin);
 }
 
 /** Starts `meshgate proxy --config FILE` and waits for /ready. */

@@ -9,30 +9,17 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { RedisServer } from '../helpers/redis-server.ts';
+import { agent, callThrough, endpointsOf, findIn, REGISTRY_CHANNEL, REGISTRY_PREFIX, type EndpointsDoc, type EndpointView } from '../helpers/endpoints-view.ts';
 import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
 import { steadyLoad, type LoadResult, type SteadyLoad } from '../helpers/load.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 
-const REG = 'meshgate:{registry}:';
-const CHANNEL = `${REG}events`;
+const REG = REGISTRY_PREFIX;
+const CHANNEL = REGISTRY_CHANNEL;
 
-interface EndpointView {
-  id: string;
-  address: string;
-  port: number;
-  dc: string;
-  zone: string;
-  metadata: Record<string, string>;
-}
-interface EndpointsDoc {
-  source: 'none' | 'store' | 'disk';
-  lastSyncAt: string | null;
-  stalenessSeconds: number | null;
-  services: Record<string, EndpointView[]>;
-}
 
 interface Proxy {
   id: string;
@@ -47,7 +34,6 @@ interface Proxy {
 let redis: RedisServer;
 /** Every RedisServer this file started (test 7 starts a second one on the same port). */
 const redisServers: RedisServer[] = [];
-const agent = new Agent({ keepAliveTimeout: 1000, connections: 8 });
 const apps: TestApp[] = [];
 const procs: MeshgateProcess[] = [];
 const loads: SteadyLoad[] = [];
@@ -58,13 +44,6 @@ let ordersApp: TestApp;
 let catalog1: Proxy;
 let observer: Proxy;
 
-async function getJson<T>(url: string): Promise<T> {
-  const res = await request(url, { dispatcher: agent });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`GET ${url} → ${res.statusCode}: ${text.slice(0, 200)}`);
-  return JSON.parse(text) as T;
-}
-
 async function metric(p: Proxy, name: string): Promise<number | undefined> {
   const res = await request(`${p.admin}/metrics`, { dispatcher: agent });
   const text = await res.body.text();
@@ -72,18 +51,8 @@ async function metric(p: Proxy, name: string): Promise<number | undefined> {
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
-async function callThrough(outbound: number, service: string, path = '/'): Promise<{ status: number; app: string; body: string }> {
-  const res = await request(`http://127.0.0.1:${outbound}${path}`, { dispatcher: agent, headers: { host: service } });
-  const body = await res.body.text();
-  return { status: res.statusCode, app: String(res.headers['x-app'] ?? ''), body };
-}
-
 function endpoints(p: Proxy): Promise<EndpointsDoc> {
-  return getJson<EndpointsDoc>(`${p.admin}/endpoints`);
-}
-
-function findIn(doc: EndpointsDoc, service: string, id: string): EndpointView | undefined {
-  return doc.services[service]?.find((e) => e.id === id);
+  return endpointsOf(p.admin);
 }
 
 /** The registered part of an /endpoints entry (the view also carries live balancer and breaker state). */
