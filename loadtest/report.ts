@@ -18,8 +18,9 @@ export interface Row {
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
 
-export function renderTable(rows: Row[]): string {
+export function renderTable(rows: Row[], fixedRate = false): string {
   if (rows.some((r) => r.slowShare !== undefined)) return renderBalancerTable(rows);
+  if (fixedRate) return renderAddedLatency(rows);
   const direct = rows.find((r) => r.kind === 'direct');
   // A target that answered with errors measured something else (its error path): never "best".
   const valid = (r: Row) => r.errors === 0;
@@ -47,6 +48,17 @@ function renderBalancerTable(rows: Row[]): string {
   const lines = ['| balancer | req/s | p50 ms | p99 ms | max ms | errors | slow share | RSS MB | CPU % |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of rows) {
     lines.push(`| ${r.name} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${Number.isFinite(r.slowShare) ? `${((r.slowShare ?? 0) * 100).toFixed(2)}%` : '–'} | ${f(r.rssMb)} | ${f(r.cpuPct)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Fixed-rate runs against direct: the latency each target adds over it. */
+function renderAddedLatency(rows: Row[]): string {
+  const direct = rows.find((r) => r.kind === 'direct');
+  const plus = (a: number, b: number | undefined) => (b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? '–' : `+${(a - b).toFixed(2)}`);
+  const lines = ['| target | req/s | p50 ms | p99 ms | max ms | errors | p50 added | p99 added | RSS MB | CPU % |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| ${r.name} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${r === direct ? '–' : plus(r.p50, direct?.p50)} | ${r === direct ? '–' : plus(r.p99, direct?.p99)} | ${f(r.rssMb)} | ${f(r.cpuPct)} |`);
   }
   return lines.join('\n');
 }

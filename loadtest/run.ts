@@ -12,7 +12,7 @@ import { generate, pickGenerator, type RunStats } from './generators.ts';
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
-import { allTargets, balancerTargets, type Target } from './targets.ts';
+import { allTargets, balancerTargets, meshPathTargets, type Target } from './targets.ts';
 
 interface Scenario {
   title: string;
@@ -33,6 +33,14 @@ const SCENARIOS: Record<string, Scenario> = {
       const all = allTargets(base);
       return quick ? all.filter((t) => t.name === 'direct' || t.name === 'meshgate' || t.name.startsWith('fastify')) : all;
     },
+  },
+  'mesh-latency': {
+    title: 'latency the full mesh path (edge → sidecar → app, plain HTTP) adds over direct at a fixed 2,000 req/s',
+    upstreams: [0],
+    targets: (base) => meshPathTargets(base),
+    rate: 2000,
+    connections: 64,
+    note: 'Client-side latency at a fixed rate, evenly paced (the Kinvolk/Linkerd benchmark method). Both proxies run in one process on the proxy core. No mTLS on the hop yet.',
   },
   'slow-instance': {
     title: 'steady load on three upstreams, one 50 ms slower: meshgate balancers compared',
@@ -147,7 +155,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     '',
     `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'paced (open loop)' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}`,
     '',
-    renderTable(rows),
+    renderTable(rows, s.rate !== undefined),
     '',
   ].join('\n');
 }

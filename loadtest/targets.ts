@@ -59,6 +59,14 @@ export function balancerTargets(basePort: number): Target[] {
   ];
 }
 
+/** Scenario mesh-latency: no proxy vs the full edge → sidecar → app path, at a fixed rate. */
+export function meshPathTargets(basePort: number): Target[] {
+  return [
+    { name: 'direct', kind: 'direct', port: 0, start: async () => null },
+    node('meshgate edge → sidecar → app', 'meshgate', basePort, './servers/meshgate-mesh.ts'),
+  ];
+}
+
 export function allTargets(basePort: number): Target[] {
   const t: Target[] = [
     { name: 'direct', kind: 'direct', port: 0, start: async () => null },
