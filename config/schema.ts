@@ -84,7 +84,9 @@ export const ServicePolicySchema = Type.Object(
     limits: Section({
       maxConcurrent: Type.Integer({ minimum: 1, default: 1024, description: 'requests in flight to the service' }),
       maxPending: Type.Integer({ minimum: 0, default: 1024, description: 'requests waiting for a slot' }),
-      maxRetries: Type.Integer({ minimum: 0, default: 3, description: 'retries in flight to the service' }),
+      // Not Envoy's 3: that many concurrent retries overflow as soon as one instance dies under load
+      // (a complaint its users raise). The retry budget bounds retry volume; this is a backstop.
+      maxRetries: Type.Integer({ minimum: 0, default: 128, description: 'retries in flight to the service' }),
     }),
     breaker: Section({
       consecutiveFailures: Type.Integer({ minimum: 1, default: 5 }),
