@@ -1,3 +1,4 @@
+import { caCommand, CA_HELP } from './commands/ca.ts';
 import { demoCommand, DEMO_HELP } from './commands/demo.ts';
 import { gatewayCommand, GATEWAY_HELP } from './commands/gateway.ts';
 import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
@@ -11,6 +12,7 @@ Commands:
   gateway --config FILE   run an edge gateway
   proxy --config FILE     run a sidecar mesh proxy beside a service instance
   demo                    run the local demo: gateway, catalog (x2) and orders, each behind a sidecar
+  ca init|issue           meshgate's certificate authority: create it, issue workload certificates
   help [COMMAND]          show help for a command
 
 Run 'meshgate <command> --help' for a command's options.`;
@@ -19,6 +21,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   gateway: { run: gatewayCommand, help: GATEWAY_HELP },
   proxy: { run: proxyCommand, help: PROXY_HELP },
   demo: { run: demoCommand, help: DEMO_HELP },
+  ca: { run: caCommand, help: CA_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
