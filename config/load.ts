@@ -25,7 +25,6 @@ const PROXY_ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['MESHGATE_ADVERTISE_ADDRESS', ['node', 'address']],
 ];
 
-export type ConfigKind = 'gateway' | 'proxy';
 type Env = Record<string, string | undefined>;
 
 export async function loadGatewayConfig(file: string, env: Env = process.env): Promise<GatewayConfig> {

@@ -1,6 +1,6 @@
 // The single source of the configuration's shape: TypeBox builds the JSON Schema that ajv validates,
 // and the TypeScript types come from the same declarations (fastify's approach).
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { DURATION_PATTERN } from './duration.ts';
 
 const strict = { additionalProperties: false } as const;
@@ -208,4 +208,3 @@ export type RouteConfig = Static<typeof RouteSchema>;
 export type GatewayConfig = Static<typeof GatewayConfigSchema>;
 export type ProxyConfig = Static<typeof ProxyConfigSchema>;
 export type LogConfig = GatewayConfig['log'];
-export type AnySchema = TSchema;

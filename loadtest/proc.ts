@@ -76,7 +76,3 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** With taskset, `pid` runs under the taskset wrapper's PID (taskset execs), so it is the same. */
-export function pidOf(p: Pinned): number {
-  return p.pid;
-}

@@ -8,14 +8,3 @@ export function spiffeId(trustDomain: string, namespace: string, service: string
   if (!SEGMENT.test(namespace) || !SEGMENT.test(service)) throw new TypeError(`not a valid namespace or service name: ${namespace}/${service}`);
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${service}`;
 }
-
-export interface WorkloadIdentity {
-  trustDomain: string;
-  namespace: string;
-  service: string;
-}
-
-export function parseSpiffeId(id: string): WorkloadIdentity | undefined {
-  const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id);
-  return m ? { trustDomain: m[1], namespace: m[2], service: m[3] } : undefined;
-}

@@ -14,12 +14,6 @@ export interface ConcurrencyPolicy {
   maxRetries: number;
 }
 
-export const DEFAULT_CONCURRENCY: Readonly<ConcurrencyPolicy> = Object.freeze({
-  maxConcurrent: 1024,
-  maxPending: 1024,
-  maxRetries: 3,
-});
-
 /** Below this the consumed head of the queue is left in place; above it, compacted when it is over
  *  half the array. Amortised O(1) per dequeue. */
 const COMPACT_AFTER = 64;

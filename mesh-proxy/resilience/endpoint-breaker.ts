@@ -2,6 +2,8 @@
 // concurrency limits and from outlier ejection, as Envoy keeps circuit breaking and outlier detection
 // apart. Time advances lazily from the injected clock; there are no timers.
 
+import { SlidingPair } from './sliding-pair.ts';
+
 export interface BreakerPolicy {
   /** Open after this many consecutive failures. */
   consecutiveFailures: number;
@@ -16,20 +18,10 @@ export interface BreakerPolicy {
   halfOpenProbes: number;
 }
 
-export const DEFAULT_BREAKER_POLICY: Readonly<BreakerPolicy> = Object.freeze({
-  consecutiveFailures: 5,
-  openForMs: 5000,
-  maxOpenForMs: 300_000,
-  halfOpenProbes: 1,
-});
-
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type BreakerTransition = { to: 'open'; untilMs: number } | { to: 'closed' } | undefined;
 
 const CLOSED: BreakerTransition = Object.freeze({ to: 'closed' });
-/** Buckets in the error-rate window: resolution windowMs/10, like Hystrix's rolling window. */
-const BUCKETS = 10;
-
 export class EndpointBreaker {
   readonly #policy: Readonly<BreakerPolicy>;
   readonly #now: () => number;
@@ -41,13 +33,8 @@ export class EndpointBreaker {
   #probeSuccesses = 0;
   /** The current open (or the half-open that followed it) came from another proxy. */
   #remote = false;
-  // Error-rate window: a ring of fixed buckets, allocated once, only when the policy asks for it.
-  readonly #totals: Float64Array | undefined;
-  readonly #failures: Float64Array | undefined;
-  readonly #bucketMs: number;
-  #epoch = 0;
-  #sumTotal = 0;
-  #sumFailures = 0;
+  /** Requests and failures over the error-rate window, only when the policy asks for one. */
+  readonly #window: SlidingPair | undefined;
 
   constructor(policy: BreakerPolicy, now: () => number = Date.now) {
     if (!(policy.consecutiveFailures >= 1)) throw new RangeError('consecutiveFailures must be >= 1');
@@ -56,15 +43,8 @@ export class EndpointBreaker {
     this.#policy = policy;
     this.#now = now;
     const rate = policy.errorRate;
-    if (rate !== undefined) {
-      if (!(rate.windowMs > 0)) throw new RangeError('errorRate.windowMs must be > 0');
-      this.#totals = new Float64Array(BUCKETS);
-      this.#failures = new Float64Array(BUCKETS);
-      this.#bucketMs = rate.windowMs / BUCKETS;
-      this.#epoch = Math.floor(now() / this.#bucketMs);
-    } else {
-      this.#bucketMs = 0;
-    }
+    if (rate !== undefined && !(rate.windowMs > 0)) throw new RangeError('errorRate.windowMs must be > 0');
+    this.#window = rate === undefined ? undefined : new SlidingPair(rate.windowMs, now);
   }
 
   get state(): BreakerState {
@@ -92,7 +72,7 @@ export class EndpointBreaker {
     const s = this.#refresh();
     if (s === 'closed') {
       this.#consecutive = 0;
-      if (this.#totals !== undefined) this.#record(false);
+      if (this.#window !== undefined) this.#record(false);
       return undefined;
     }
     // An outcome while open belongs to a request admitted before the trip: it says nothing new.
@@ -110,7 +90,7 @@ export class EndpointBreaker {
     if (s === 'closed') {
       this.#consecutive++;
       if (this.#consecutive >= this.#policy.consecutiveFailures) return this.#trip();
-      if (this.#totals !== undefined && this.#record(true)) return this.#trip();
+      if (this.#window !== undefined && this.#record(true)) return this.#trip();
       return undefined;
     }
     if (s === 'open' || this.#probesInFlight === 0) return undefined;
@@ -177,49 +157,16 @@ export class EndpointBreaker {
     this.#probeSuccesses = 0;
     this.#remote = false;
     // Failures from before the trip must not re-open a breaker the probes just closed.
-    if (this.#totals !== undefined) {
-      this.#totals.fill(0);
-      this.#failures!.fill(0);
-      this.#sumTotal = 0;
-      this.#sumFailures = 0;
-    }
+    this.#window?.clear();
   }
 
   /** Counts an outcome in the window; true when the error rate now calls for a trip. */
   #record(failed: boolean): boolean {
-    const totals = this.#totals!;
-    const failures = this.#failures!;
-    const epoch = Math.floor(this.#now() / this.#bucketMs);
-    const gap = epoch - this.#epoch;
-    if (gap > 0) {
-      // Clear the buckets that slid out; a clock that went backwards just lands in the head bucket.
-      if (gap >= BUCKETS) {
-        totals.fill(0);
-        failures.fill(0);
-        this.#sumTotal = 0;
-        this.#sumFailures = 0;
-      } else {
-        for (let e = this.#epoch + 1; e <= epoch; e++) {
-          const i = slot(e);
-          this.#sumTotal -= totals[i];
-          this.#sumFailures -= failures[i];
-          totals[i] = 0;
-          failures[i] = 0;
-        }
-      }
-      this.#epoch = epoch;
-    }
-    const head = slot(this.#epoch);
-    totals[head]++;
-    this.#sumTotal++;
+    const w = this.#window!;
+    w.advance();
+    w.add(1, failed ? 1 : 0);
     if (!failed) return false;
-    failures[head]++;
-    this.#sumFailures++;
     const rate = this.#policy.errorRate!;
-    return this.#sumTotal >= rate.minRequests && this.#sumFailures / this.#sumTotal > rate.above;
+    return w.first >= rate.minRequests && w.second / w.first > rate.above;
   }
-}
-
-function slot(epoch: number): number {
-  return ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
 }

@@ -16,14 +16,6 @@ export interface OutlierPolicy {
   maxEjectedPercent: number;
 }
 
-export const DEFAULT_OUTLIER_POLICY: Readonly<OutlierPolicy> = Object.freeze({
-  consecutive5xx: 5,
-  consecutiveConnectFailures: 5,
-  baseEjectionMs: 30_000,
-  maxEjectionMs: 300_000,
-  maxEjectedPercent: 50,
-});
-
 class HostState {
   consecutive5xx = 0;
   consecutiveConnect = 0;
