@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { spawnSync } from 'node:child_process';
 import { MeshgateProcess, runCli, tempDir, writeConfig } from '../helpers/cli.ts';
 import { cleanEnv } from '../helpers/env.ts';
 import { call, startInstance, stopAll, type Instance } from '../helpers/mesh.ts';
@@ -72,6 +73,24 @@ test('two workers share the listener; the primary sums their metrics and serves 
   // 4. views come from a worker
   const routes = (await call(`${admin}/routes`)).json<{ routes: Array<{ name: string }> }>();
   assert.deepEqual(routes.routes.map((r) => r.name), ['catalog']);
+});
+
+function workerPids(): number[] {
+  const r = spawnSync('pgrep', ['-P', String(gw.child.pid)], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+test('a worker that dies is replaced and the gateway keeps serving', async () => {
+  const before = workerPids();
+  assert.equal(before.length, 2, `two workers: ${before.join(' ')}`);
+  process.kill(before[0], 'SIGKILL');
+  const after = await waitFor('a replacement worker', () => {
+    const now = workerPids();
+    return now.length === 2 && !now.includes(before[0]) ? now : undefined;
+  }, 20_000);
+  assert.ok(after.includes(before[1]), 'the other worker kept running');
+  await waitFor('the primary to be ready again', async () => ((await fetch(`${admin}/ready`)).status === 200 ? true : undefined), 20_000);
+  for (let i = 0; i < 10; i++) assert.equal(await getFresh('/items'), 200);
 });
 
 test('SIGTERM drains every worker and exits 0', async () => {

@@ -432,6 +432,7 @@ describe('mesh path: gateway → sidecar → app, and east-west through sidecars
       assert.equal(r.status, code);
       assert.equal(r.text, `app says ${code}`, 'the app’s body, not a meshgate error reply');
       assert.equal(r.headers['x-app-status'], String(code));
+      assert.equal(r.headers['x-meshgate-error'], undefined, 'only replies meshgate generates carry x-meshgate-error');
     }
   });
 

@@ -98,6 +98,7 @@ test('an expired deadline is answered 504 DEADLINE_EXCEEDED without calling upst
   const r = await call(`${m.url}/x`, { headers: { 'x-meshgate-timeout-ms': '0' } });
   assert.equal(r.status, 504);
   assert.equal(r.json<{ error: { code: string } }>().error.code, 'DEADLINE_EXCEEDED');
+  assert.equal(r.headers['x-meshgate-error'], 'DEADLINE_EXCEEDED', 'a local reply says it came from meshgate');
   // 2. at a sidecar's inbound hop, and via grpc-timeout
   const inbound = `http://127.0.0.1:${m.list[0].sidecar.inbound.port}/x`;
   assert.equal((await call(inbound, { headers: { 'x-meshgate-timeout-ms': '0' } })).status, 504);
