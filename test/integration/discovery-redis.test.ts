@@ -11,6 +11,7 @@ import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { RedisServer } from '../helpers/redis-server.ts';
+import { cleanEnv } from '../helpers/env.ts';
 import { agent, callThrough, endpointsOf, findIn, getJson, REGISTRY_CHANNEL, REGISTRY_PREFIX, type EndpointsDoc, type EndpointView } from '../helpers/endpoints-view.ts';
 import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
@@ -78,10 +79,7 @@ async function startProxy(o: {
   });
   // Per-host environment overrides must not redirect these proxies (e.g. to the machine's shared Redis):
   // the store URL is pinned to this file's Redis and the others are blanked (empty = ignored).
-  const env = {
-    MESHGATE_REDIS_URL: redis.url, MESHGATE_INSTANCE: '', MESHGATE_DC: '', MESHGATE_ZONE: '',
-    MESHGATE_STATE_DIR: '', MESHGATE_ADVERTISE_ADDRESS: '', MESHGATE_ADMIN_TOKEN: '',
-  };
+  const env = { ...cleanEnv('warn'), MESHGATE_REDIS_URL: redis.url };
   const spawnedAt = Date.now();
   const proc = new MeshgateProcess(['proxy', '--config', file], env);
   const p: Proxy = { id: o.instance, proc, admin: `http://127.0.0.1:${adminPort}`, outbound, dir, spawnedAt };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { RedisServer } from '../helpers/redis-server.ts';
+import { cleanEnv } from '../helpers/env.ts';
 import { agent, callThrough, endpointsOf, findIn, REGISTRY_CHANNEL, REGISTRY_PREFIX, type EndpointsDoc, type EndpointView } from '../helpers/endpoints-view.ts';
 import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
 import { steadyLoad, type LoadResult, type SteadyLoad } from '../helpers/load.ts';
@@ -103,10 +104,7 @@ async function startProxy(o: { service: string; instance: string; appPort: numbe
     ...(o.services ? { services: o.services } : {}),
   });
   // Pin the store to this file's Redis whatever the environment says; blank the other overrides.
-  const env = {
-    MESHGATE_REDIS_URL: redis.url, MESHGATE_INSTANCE: '', MESHGATE_DC: '', MESHGATE_ZONE: '',
-    MESHGATE_STATE_DIR: '', MESHGATE_ADVERTISE_ADDRESS: '', MESHGATE_ADMIN_TOKEN: '',
-  };
+  const env = { ...cleanEnv('warn'), MESHGATE_REDIS_URL: redis.url };
   const base = { id: o.instance, file, admin: `http://127.0.0.1:${adminPort}`, outbound, stateDir, env };
   const proc = spawnProxy(base);
   await proc.ready(base.admin, 30_000);
