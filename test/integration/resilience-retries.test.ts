@@ -3,6 +3,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { call, startInstance, startTestGateway, stopAll, type Instance } from '../helpers/mesh.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -70,7 +72,7 @@ test('with every instance failing, retries stay within the budget', async (t) =>
 });
 
 test('a POST the upstream saw is not retried without opt-in; with the route opted in it is', async () => {
-  const m = await mesh('svc-c', 1, { 'svc-c': { retries: { backoff: { base: '1ms', max: '2ms' } } } }, [
+  const m = await mesh('svc-c', 1, { 'svc-c': { retries: { backoff: { base: '1ms', max: '2ms' }, maxBodyBytes: 1024 }, breaker: { consecutiveFailures: 1000 }, outlier: { consecutive5xx: 1000 } } }, [
     { name: 'opted-in', match: { pathPrefix: '/retry' }, service: 'svc-c', retries: { allowNonIdempotent: true } },
     { name: 'default', match: { pathPrefix: '/' }, service: 'svc-c' },
   ]);
@@ -88,6 +90,18 @@ test('a POST the upstream saw is not retried without opt-in; with the route opte
   assert.equal((await call(`${m.url}/retry/orders`, { method: 'POST', body: '{"n":2}', headers: { 'content-type': 'application/json' } })).status, 503);
   assert.equal(app.received.length - mid, 3, 'first try + 2 retries');
   assert.ok(app.received.slice(mid).every((r) => r.body === '{"n":2}'), 'each try carried the whole body');
+  // 3. bodies that were streamed cannot be replayed: over maxBodyBytes, or chunked (no length)
+  const big = 'x'.repeat(2048);
+  const beforeBig = app.received.length;
+  assert.equal((await call(`${m.url}/retry/orders`, { method: 'POST', body: big })).status, 503);
+  assert.equal(app.received.length - beforeBig, 1, 'a body over maxBodyBytes is sent once');
+  assert.equal(app.received.at(-1)!.body, big, 'and arrives whole');
+  const beforeChunked = app.received.length;
+  const res = await request(`${m.url}/retry/orders`, { method: 'POST', body: Readable.from([Buffer.from('{"n":'), Buffer.from('3}')]) });
+  await res.body.dump();
+  assert.equal(res.statusCode, 503);
+  assert.equal(app.received.length - beforeChunked, 1, 'a chunked body is sent once');
+  assert.equal(app.received.at(-1)!.body, '{"n":3}');
 });
 
 test('an expired deadline is answered 504 DEADLINE_EXCEEDED without calling upstream', async () => {
