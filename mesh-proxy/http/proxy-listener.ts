@@ -24,26 +24,25 @@ export interface ProxyListenerOptions {
   edge: boolean;
 }
 
+/** Any server that emits node:http-style 'request' events: http, https, or http2 with allowHTTP1. */
+export type RequestServer = http.Server | import('node:https').Server;
+
+const PLAIN_SERVER_OPTIONS: http.ServerOptions = { keepAliveTimeout: 65_000, requireHostHeader: true };
+
 export class ProxyListener implements ExchangeOwner {
-  readonly server: http.Server;
+  /** The first server passed to listen() (or created by it). */
+  server: RequestServer;
+  readonly #servers: RequestServer[] = [];
   readonly #o: ProxyListenerOptions;
   readonly #unrouted: RequestSeries;
+  readonly #onRequestBound = (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res);
   #inflight = 0;
   #draining = false;
 
   constructor(opts: ProxyListenerOptions) {
     this.#o = opts;
     this.#unrouted = opts.metrics.requests.series(opts.direction, '', '');
-    this.server = http.createServer({ keepAliveTimeout: 65_000, requireHostHeader: true }, (req, res) => this.#onRequest(req, res));
-    // Node answers malformed requests (bad framing, smuggling attempts, oversized headers) with
-    // 400/431 and closes; record them so they are visible.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (err.code !== 'ECONNRESET') this.#o.log.debug({ dir: opts.direction, err: err.code ?? err.message }, 'rejected a malformed request');
-      if (socket.writable && !socket.writableEnded) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      } else socket.destroy();
-    });
+    this.server = http.createServer(PLAIN_SERVER_OPTIONS);
   }
 
   get draining(): boolean {
@@ -54,29 +53,50 @@ export class ProxyListener implements ExchangeOwner {
     return this.#inflight;
   }
 
-  async listen(address: string, port: number): Promise<AddressInfo> {
+  /**
+   * Listens on a plain HTTP/1.1 server, or on `server` (an https or TLS server built by the caller
+   * with the options it needs) whose requests then share this listener's router, drain and metrics.
+   */
+  async listen(address: string, port: number, server?: RequestServer): Promise<AddressInfo> {
+    const srv = server ?? (this.#servers.length === 0 ? this.server : http.createServer(PLAIN_SERVER_OPTIONS));
+    if (this.#servers.length === 0) this.server = srv;
+    this.#attach(srv);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(new Error(`cannot listen on ${address}:${port} for ${this.#o.direction} traffic: ${err.code ?? err.message}`));
       };
-      this.server.once('error', onError);
-      this.server.listen(port, address, () => {
-        this.server.off('error', onError);
+      srv.once('error', onError);
+      srv.listen(port, address, () => {
+        srv.off('error', onError);
         resolve();
       });
     });
-    return this.server.address() as AddressInfo;
+    return srv.address() as AddressInfo;
+  }
+
+  #attach(srv: RequestServer): void {
+    this.#servers.push(srv);
+    srv.on('request', this.#onRequestBound);
+    // Node answers malformed requests (bad framing, smuggling attempts, oversized headers) with
+    // 400/431 and closes; record them so they are visible.
+    srv.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (err.code !== 'ECONNRESET') this.#o.log.debug({ dir: this.#o.direction, err: err.code ?? err.message }, 'rejected a malformed request');
+      if (socket.writable && !socket.writableEnded) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      } else socket.destroy();
+    });
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded by drainMs), then closes everything. */
   async close(drainMs: number): Promise<void> {
     this.#draining = true;
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
+    const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const s of this.#servers) s.closeIdleConnections();
     const deadline = Date.now() + drainMs;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.server.closeAllConnections();
-    await closed;
+    for (const s of this.#servers) s.closeAllConnections();
+    await Promise.all(closed);
   }
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
