@@ -116,6 +116,14 @@ export const ServicePolicySchema = Type.Object(
   { ...strict, default: {} },
 );
 
+/** `- cors: { origins: [...] }`: one plugin name mapped to its config; `dryRun: true` may stand beside it. */
+const PluginEntry = Type.Record(Type.String({ minLength: 1 }), Type.Unknown(), {
+  minProperties: 1,
+  description: 'a plugin name mapped to its config, e.g. "rate-limit: { ... }", optionally with "dryRun: true" beside it',
+});
+const PluginList = Type.Array(PluginEntry, { description: 'plugins in the order they run' });
+const PluginDir = Type.Optional(Type.String({ minLength: 1, description: 'a directory of custom plugin modules, relative to this file' }));
+
 const MatchSchema = Section({
   host: Type.Optional(
     Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
@@ -139,6 +147,7 @@ export const RouteSchema = Type.Object(
     timeout: Type.Optional(Duration()),
     perTryTimeout: Type.Optional(Duration()),
     retries: OptionalSection({ allowNonIdempotent: Type.Boolean({ default: false, description: 'retry POST/PATCH after the upstream may have seen them' }) }),
+    plugins: Type.Optional(PluginList),
   },
   strict,
 );
@@ -172,6 +181,12 @@ export const GatewayConfigSchema = Type.Object(
     drainTimeout: Duration('10s'),
     services: Services,
     routes: Type.Array(RouteSchema, { default: [] }),
+    plugins: Section({
+      dir: PluginDir,
+      global: Type.Array(PluginEntry, { default: [], description: 'plugins every route runs first' }),
+      services: Type.Record(Name, PluginList, { default: {}, additionalProperties: false, description: 'plugins every route to the service runs, after the global ones' }),
+    }),
+    watch: Type.Boolean({ default: true, description: 'reload this file and the plugin directory when they change' }),
   },
   strict,
 );
@@ -197,6 +212,10 @@ export const ProxyConfigSchema = Type.Object(
     drainTimeout: Duration('10s'),
     services: Services,
     inboundTimeout: Duration('30s'),
+    plugins: Section({
+      dir: PluginDir,
+      inbound: Type.Array(PluginEntry, { default: [], description: "plugins run on the inbound side, before the app" }),
+    }),
   },
   strict,
 );

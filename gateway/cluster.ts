@@ -68,6 +68,10 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
     });
     return w;
   };
+  // Each worker watches the config file itself; a SIGHUP to the primary reaches them all.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
   cluster.on('exit', (w, code, signal) => {
     ready.delete(w.id);
     if (stopping) return;
@@ -142,14 +146,14 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
 }
 
 /** In a worker: the gateway without an admin listener, answering the primary's view requests. */
-export async function startClusterWorker(config: GatewayConfig): Promise<GatewayCore> {
+export async function startClusterWorker(config: GatewayConfig, configFile?: string): Promise<GatewayCore> {
   const log: Logger = createLogger(config.log, { component: 'gateway', node: config.node.name, worker: String(cluster.worker?.id ?? '') });
   // Answer the primary's metric requests from the start (constructing an AggregatorRegistry installs
   // prom-client's responder): a worker still connecting to the store must not stall every scrape.
   const metrics = new Metrics(config.node.dc);
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([metrics.registry]);
-  const gw = await startGatewayCore(config, { log, metrics });
+  const gw = await startGatewayCore(config, { log, metrics, configFile });
   process.on('message', (m: Message) => {
     if (m?.type === VIEW_REQ && m.id !== undefined && m.view) process.send?.({ type: VIEW_RES, id: m.id, body: gw.views[m.view]() } satisfies Message);
   });

@@ -3,11 +3,12 @@
 import type { Exchange } from '../mesh-proxy/client/exchange.ts';
 import type { MeshClient } from '../mesh-proxy/client/mesh-client.ts';
 import type { Router } from '../mesh-proxy/http/proxy-listener.ts';
+import type { ChainNext } from '../plugins/chain.ts';
 import { hostWithoutPort, splitAbsoluteForm } from '../mesh-proxy/http/host.ts';
 import { splitTarget } from './router/normalize-path.ts';
 import { rewritePath, type RouteTable } from './router/route-table.ts';
 
-export class EdgeRouter implements Router {
+export class EdgeRouter implements Router, ChainNext {
   table: RouteTable;
   readonly #client: MeshClient;
 
@@ -43,6 +44,12 @@ export class EdgeRouter implements Router {
     ex.perTryTimeoutMs = route.perTryTimeoutMs;
     ex.allowNonIdempotent = route.allowNonIdempotent;
     ex.path = rewritePath(route, path, query);
+    // Step 3: the route's policies; they hand the exchange back through proceed().
+    if (route.chain !== undefined) route.chain.run(ex, { path, query, host, identity: undefined }, this);
+    else this.#client.forward(ex);
+  }
+
+  proceed(ex: Exchange): void {
     this.#client.forward(ex);
   }
 }

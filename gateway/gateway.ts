@@ -13,10 +13,14 @@ import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
 import { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import { createStore } from '../mesh-proxy/store/create-store.ts';
 import type { Store } from '../mesh-proxy/store/types.ts';
+import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
 import { EdgeRouter } from './edge-router.ts';
-import { compileRoutes } from './router/route-table.ts';
+import { Reloader, type ReloadResult } from './reloader.ts';
+import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
 
 export interface GatewayDeps {
+  /** The file the config came from: enables hot reload, and relative paths resolve against it. */
+  configFile?: string;
   store?: Store;
   log?: Logger;
   metrics?: Metrics;
@@ -35,6 +39,8 @@ export interface GatewayCore {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly views: GatewayViews;
+  /** Reloads the config file now (as a change, SIGHUP or POST /reload would). */
+  reload(): Promise<ReloadResult>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +54,10 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const admin = createAdminServer({ metrics: core.metrics.registry, token: config.admin.token, notReadyReason: core.views.notReadyReason });
   admin.get('/endpoints', async () => core.views.endpoints());
   admin.get('/routes', async () => core.views.routes());
+  admin.post('/reload', async (_req, reply) => {
+    const r = await core.reload();
+    return reply.code(r.applied ? 200 : 400).send(r);
+  });
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
   } catch (err) {
@@ -80,7 +90,40 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
   const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone });
-  const router = new EdgeRouter(compileRoutes(config.routes, metrics.requests), client);
+  const snapshotDeps = { file: deps.configFile, log, metrics, rateLimits: store.rateLimits };
+  let snapshot: GatewaySnapshot;
+  try {
+    snapshot = await buildSnapshot(config, snapshotDeps);
+  } catch (err) {
+    await client.close();
+    if (!deps.store) await store.close();
+    throw err;
+  }
+  const router = new EdgeRouter(snapshot.table, client);
+  const drainMs = parseDuration(config.drainTimeout);
+  const retired = new Map<NodeJS.Timeout, GatewaySnapshot>();
+  const reloader = deps.configFile
+    ? new Reloader({
+        file: deps.configFile,
+        log,
+        reloads: pluginChainMetrics(metrics.registry).reloads,
+        watch: config.watch,
+        current: () => snapshot,
+        build: (next) => buildSnapshot(next, snapshotDeps),
+        swap: (next) => {
+          const old = snapshot;
+          snapshot = next;
+          router.table = next.table;
+          // Requests already in the old chains finish with them; close its plugins afterwards.
+          const t = setTimeout(() => {
+            retired.delete(t);
+            void old.chains.close();
+          }, drainMs);
+          t.unref();
+          retired.set(t, old);
+        },
+      })
+    : undefined;
   const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
 
   let stopping = false;
@@ -91,6 +134,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
         name: r.name, service: r.service, prefix: r.prefix,
         hosts: r.exactHosts || r.wildcardHosts ? [...(r.exactHosts ?? []), ...(r.wildcardHosts ?? []).map((w) => `*${w}`)] : null,
         methods: r.methods ? [...r.methods] : null, stripPrefix: r.stripPrefix, replacePrefix: r.replacePrefix,
+        plugins: r.chain ? r.chain.links.map((l) => (l.dryRun ? `${l.name} (dry-run)` : l.name)) : [],
       })),
     }),
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
@@ -99,14 +143,22 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   try {
     await cache.start();
     await client.start();
+    await reloader?.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
     log.info({ http: `${httpAddr.address}:${httpAddr.port}`, routes: config.routes.length, store: store.kind }, 'gateway started');
     return {
       http: httpAddr, log, metrics, views,
+      reload: () => (reloader ? reloader.reload('request') : Promise.resolve({ applied: false, error: 'the gateway was not started from a config file' })),
       async stop() {
         if (stopping) return;
         stopping = true;
-        await listener.close(parseDuration(config.drainTimeout));
+        reloader?.stop();
+        await listener.close(drainMs);
+        for (const [t, old] of retired) {
+          clearTimeout(t);
+          await old.chains.close();
+        }
+        await snapshot.chains.close();
         await cache.stop();
         await client.close();
         if (!deps.store) await store.close();
@@ -115,6 +167,8 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
       },
     };
   } catch (err) {
+    reloader?.stop();
+    await snapshot.chains.close();
     await cache.stop();
     await client.close();
     if (!deps.store) await store.close();

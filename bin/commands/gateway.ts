@@ -21,6 +21,9 @@ Environment (overrides the file):
   MESHGATE_ADMIN_TOKEN    bearer token for the admin API
   MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
 
+The config file (and the plugin directory) is reloaded when it changes, on SIGHUP, or on
+POST /reload to the admin API; an invalid new config is rejected and the running one keeps serving.
+
 On SIGTERM or SIGINT the gateway stops accepting, drains in-flight requests (drainTimeout) and exits 0.`;
 
 export async function gatewayCommand(argv: string[]): Promise<number> {
@@ -45,9 +48,9 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   let running: { stop(): Promise<void> };
   try {
     const config = await loadGatewayConfig(values.config);
-    if (isClusterWorker()) running = await startClusterWorker(config);
+    if (isClusterWorker()) running = await startClusterWorker(config, values.config);
     else if (workers > 1) running = await startClusterPrimary(config, workers);
-    else running = await startGateway(config);
+    else running = await startGateway(config, { configFile: values.config });
   } catch (err) {
     return reportStartupError('gateway', err);
   }

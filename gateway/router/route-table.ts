@@ -6,6 +6,7 @@ import type { RouteConfig } from '../../config/schema.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { RequestMetrics, RequestSeries } from '../../mesh-proxy/observe/request-metrics.ts';
 import type { IncomingMessage } from 'node:http';
+import type { PluginChain } from '../../plugins/chain.ts';
 
 export interface CompiledRoute {
   readonly name: string;
@@ -21,6 +22,8 @@ export interface CompiledRoute {
   readonly perTryTimeoutMs: number;
   readonly allowNonIdempotent: boolean;
   readonly series: RequestSeries;
+  /** The route's plugins (global, service and route level), or undefined when it has none. */
+  readonly chain: PluginChain | undefined;
 }
 
 export interface RouteRequest {
@@ -32,7 +35,7 @@ export interface RouteRequest {
   readonly req: IncomingMessage;
 }
 
-export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMetrics): RouteTable {
+export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMetrics, chains?: ReadonlyMap<string, PluginChain>): RouteTable {
   return new RouteTable(
     routes.map((r): CompiledRoute => {
       const hosts = r.match.host === undefined ? null : Array.isArray(r.match.host) ? r.match.host : [r.match.host];
@@ -53,6 +56,7 @@ export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMe
         perTryTimeoutMs: r.perTryTimeout ? parseDuration(r.perTryTimeout) : 0,
         allowNonIdempotent: r.retries?.allowNonIdempotent ?? false,
         series: metrics.series('edge', r.service, r.name),
+        chain: chains?.get(r.name),
       });
     }),
   );

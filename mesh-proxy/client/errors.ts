@@ -8,6 +8,10 @@ export type MeshErrorCode =
   | 'DEADLINE_EXCEEDED'
   | 'OVERLOADED'
   | 'BAD_REQUEST'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'PAYLOAD_TOO_LARGE'
   | 'INTERNAL';
 
 interface Kind {
@@ -24,6 +28,10 @@ export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze(
   DEADLINE_EXCEEDED: { status: 504, grpcStatus: 4 /* DEADLINE_EXCEEDED */ },
   OVERLOADED: { status: 503, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
   BAD_REQUEST: { status: 400, grpcStatus: 3 /* INVALID_ARGUMENT */ },
+  UNAUTHENTICATED: { status: 401, grpcStatus: 16 /* UNAUTHENTICATED */ },
+  FORBIDDEN: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
+  RATE_LIMITED: { status: 429, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
+  PAYLOAD_TOO_LARGE: { status: 413, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
   INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
 });
 

@@ -7,7 +7,7 @@ import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
 import { formatGrpcTimeout } from '../http/deadline.ts';
-import { sendError } from '../http/error-reply.ts';
+import { sendError, sendLocalReply } from '../http/error-reply.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 
@@ -25,6 +25,16 @@ export interface ExchangeHolder {
   released(ex: Exchange, tryInFlight: boolean): void;
 }
 
+/**
+ * What a policy layer above the mesh client (the plugin chain) hooks into an exchange: the
+ * response's headers before they go out, and the end. The mesh client knows no plugin.
+ */
+export interface ExchangeHooks {
+  /** `headers` is a flat [name, value, …] list the hook may change in place. */
+  onResponse(ex: Exchange, status: number, headers: string[], local: boolean): void;
+  onFinished(ex: Exchange): void;
+}
+
 /** The try in flight, as far as the exchange needs to cancel it. */
 export interface Cancellable {
   cancel(reason: Error): void;
@@ -37,6 +47,18 @@ type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
 function onResponseClose(this: TrackedResponse): void {
   const ex = this[kExchange];
   if (ex !== undefined && !ex.done) ex.clientGone();
+}
+
+// A body a plugin limited (limitBody) without a Content-Length is counted as it streams.
+const kLimited = Symbol('meshgate.limited');
+function countBody(this: IncomingMessage & { [kLimited]?: Exchange }, chunk: Buffer): void {
+  const ex = this[kLimited];
+  if (ex === undefined) return;
+  ex.bodySeen += chunk.length;
+  if (ex.bodySeen > ex.bodyLimit) {
+    this[kLimited] = undefined;
+    ex.bodyTooLarge();
+  }
 }
 
 function onDeadline(ex: Exchange): void {
@@ -85,7 +107,13 @@ export class Exchange implements ForwardedRequest {
   // Outcome
   endpoint: Endpoint | undefined;
   statusCode = 0;
-  errorCode: MeshErrorCode | undefined;
+  /** The code of a local reply: a mesh error or a plugin's (RATE_LIMITED, a custom one …). */
+  errorCode: string | undefined;
+  /** The policy layer's hooks (the route's plugin chain), when it has any. */
+  hooks: ExchangeHooks | undefined;
+  /** A body limit a plugin set (-1: none), and the bytes counted against it. */
+  bodyLimit = -1;
+  bodySeen = 0;
   tries = 0;
   committed = false;
   done = false;
@@ -161,6 +189,7 @@ export class Exchange implements ForwardedRequest {
     clearTimeout(this.#timer);
     const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
     if (this.echoRequestId) headers.push('x-request-id', this.requestId);
+    if (this.hooks !== undefined) this.hooks.onResponse(this, statusCode, headers, false);
     if (this.owner.draining) headers.push('connection', 'close');
     this.res.writeHead(statusCode, statusText, headers);
   }
@@ -182,9 +211,46 @@ export class Exchange implements ForwardedRequest {
   fail(code: MeshErrorCode, message: string): void {
     if (this.done) return;
     this.errorCode = code;
-    if (!this.committed) this.statusCode = ERROR_KINDS[code].status;
-    sendError(this.res, code, message, this.requestId, this.owner.draining);
+    const status = ERROR_KINDS[code].status;
+    if (!this.committed) this.statusCode = status;
+    let extra: string[] | undefined;
+    if (this.hooks !== undefined && !this.committed) this.hooks.onResponse(this, status, (extra = []), true);
+    sendError(this.res, status, code, message, this.requestId, this.owner.draining, extra);
     this.#finish();
+  }
+
+  /**
+   * Ends the exchange with a reply of the policy layer's own (a plugin's 401, 429 or preflight).
+   * Without `body` and with a `code`, the body is meshgate's JSON error.
+   */
+  reply(status: number, code: string | undefined, message: string | undefined, headers: Readonly<Record<string, string>> | undefined, body: string | Buffer | undefined): void {
+    if (this.done) return;
+    this.errorCode = code;
+    this.statusCode = status;
+    const extra: string[] = [];
+    if (headers !== undefined) for (const name in headers) extra.push(name, headers[name]);
+    if (this.hooks !== undefined) this.hooks.onResponse(this, status, extra, true);
+    if (body === undefined && code !== undefined) sendError(this.res, status, code, message ?? code, this.requestId, this.owner.draining, extra);
+    else sendLocalReply(this.res, status, code, body ?? '', undefined, this.requestId, this.owner.draining, extra);
+    this.#finish();
+  }
+
+  /** Refuses a request body longer than `bytes` while it streams (413 PAYLOAD_TOO_LARGE). */
+  limitBody(bytes: number): void {
+    this.bodyLimit = bytes;
+    if (this.hasBody && this.contentLength < 0) {
+      (this.req as IncomingMessage & { [kLimited]?: Exchange })[kLimited] = this;
+      this.req.on('data', countBody);
+    }
+  }
+
+  bodyTooLarge(): void {
+    const current = this.current;
+    // The rest of the body is not read: the connection closes after the 413 (as nginx does).
+    this.res.shouldKeepAlive = false;
+    this.fail('PAYLOAD_TOO_LARGE', `the request body is larger than ${this.bodyLimit} bytes`);
+    // The caller's doing: not held against the endpoint.
+    current?.cancel(CLIENT_GONE);
   }
 
   // Both end the exchange before cancelling its try: undici reports the abort synchronously, and
@@ -213,5 +279,6 @@ export class Exchange implements ForwardedRequest {
     this.current = undefined;
     this.holder?.released(this, inFlight);
     this.owner.finished(this);
+    if (this.hooks !== undefined) this.hooks.onFinished(this);
   }
 }

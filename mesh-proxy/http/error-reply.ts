@@ -1,26 +1,50 @@
-// The JSON body every locally generated error carries: {"error":{"code","message","requestId"}}.
+// Replies meshgate writes itself: mesh errors with the JSON body {"error":{"code","message","requestId"}},
+// and plugins' local replies (a 401, a 429, a CORS preflight's 204).
 import type { ServerResponse } from 'node:http';
-import { ERROR_KINDS, type MeshErrorCode } from '../client/errors.ts';
 
 export const ERROR_HEADER = 'x-meshgate-error';
+const JSON_TYPE = 'application/json; charset=utf-8';
 
-export function sendError(res: ServerResponse, code: MeshErrorCode, message: string, requestId: string, closeConnection = false): void {
+/**
+ * Answers with meshgate's JSON error body. `extra`: more headers as a flat [name, value, …] list
+ * (a plugin's RateLimit-* or CORS headers).
+ */
+export function sendError(
+  res: ServerResponse, status: number, code: string, message: string, requestId: string,
+  closeConnection = false, extra?: readonly string[],
+): void {
+  sendLocalReply(res, status, code, JSON.stringify({ error: { code, message, requestId } }), JSON_TYPE, requestId, closeConnection, extra);
+}
+
+/** A local reply with a body of its own; `code` (when it is an error) is stated in x-meshgate-error. */
+export function sendLocalReply(
+  res: ServerResponse, status: number, code: string | undefined, body: string | Buffer, contentType: string | undefined,
+  requestId: string, closeConnection: boolean, extra?: readonly string[],
+): void {
   if (res.headersSent) {
     // Too late for a clean reply: the client must see a broken response, not a truncated "success".
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code, message, requestId } });
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json; charset=utf-8',
+  const headers: Record<string, string | number | string[]> = {
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-request-id': requestId,
-    // Says the reply came from a meshgate proxy, not the app (cf. linkerd's l5d-proxy-error), so a
-    // proxy upstream of this one can tell a propagated deadline from an endpoint's failure.
-    [ERROR_HEADER]: code,
   };
+  if (contentType !== undefined) headers['content-type'] = contentType;
+  // Says the reply came from a meshgate proxy, not the app (cf. linkerd's l5d-proxy-error), so a
+  // proxy upstream of this one can tell a propagated deadline from an endpoint's failure.
+  if (code !== undefined) headers[ERROR_HEADER] = code;
   if (closeConnection) headers.connection = 'close';
-  res.writeHead(ERROR_KINDS[code].status, headers);
+  if (extra !== undefined) {
+    for (let i = 0; i < extra.length; i += 2) {
+      const name = extra[i].toLowerCase();
+      const prev = headers[name];
+      // Repeated fields (vary, set-cookie) accumulate; a plugin's content-type replaces ours.
+      if (prev === undefined || name === 'content-type' || name === 'cache-control') headers[name] = extra[i + 1];
+      else if (name !== 'content-length') headers[name] = Array.isArray(prev) ? [...prev, extra[i + 1]] : [String(prev), extra[i + 1]];
+    }
+  }
+  res.writeHead(status, headers);
   res.end(body);
 }

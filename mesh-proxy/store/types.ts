@@ -46,12 +46,42 @@ export interface BreakerBoard {
   watch(listener: (event: BreakerEvent) => void): () => void;
 }
 
+/** One window of a rate limit: at most `max` units per `periodMs`. */
+export interface RateLimitWindow {
+  readonly max: number;
+  readonly periodMs: number;
+}
+
+/** The outcome of one check, reported for the window that constrains the caller most. */
+export interface RateLimitDecision {
+  readonly allowed: boolean;
+  /** Index of the reported window in the list passed to consume(). */
+  readonly window: number;
+  readonly limit: number;
+  /** Units still available in that window after this check. */
+  readonly remaining: number;
+  /** Milliseconds until that window is fully replenished. */
+  readonly resetMs: number;
+  /** When refused: milliseconds until a retry of the same cost could pass (0 when allowed). */
+  readonly retryAfterMs: number;
+}
+
+/**
+ * Global rate-limit counters: one atomic check-and-consume per request across every process that
+ * shares the store (GCRA per window, all windows in one step, so a refused request consumes
+ * nothing). Rejects when the store cannot answer; the caller decides to fail open or closed.
+ */
+export interface RateLimitStore {
+  consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
+}
+
 export type StoreStatus = 'up' | 'down';
 
 export interface Store {
   readonly kind: 'memory' | 'redis';
   readonly registry: Registry;
   readonly breakers: BreakerBoard;
+  readonly rateLimits: RateLimitStore;
   readonly status: StoreStatus;
   /** Called on every connectivity change (a Redis outage and its end). */
   onStatus(listener: (status: StoreStatus) => void): void;

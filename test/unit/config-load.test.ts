@@ -83,6 +83,8 @@ describe('defaults', () => {
         drainTimeout: '10s',
         services: {},
         routes: [],
+        plugins: { global: [], services: {} },
+        watch: true,
       });
     }
   });

@@ -1,5 +1,6 @@
 import type { Store, StoreStatus } from '../types.ts';
 import { MemoryBreakerBoard } from './memory-breaker-board.ts';
+import { MemoryRateLimits } from './memory-rate-limits.ts';
 import { MemoryRegistry } from './memory-registry.ts';
 
 /** The embedded store: always up, shared by every proxy in this process. */
@@ -8,6 +9,7 @@ export class MemoryStore implements Store {
   readonly status: StoreStatus = 'up';
   readonly registry = new MemoryRegistry();
   readonly breakers = new MemoryBreakerBoard();
+  readonly rateLimits = new MemoryRateLimits();
 
   onStatus(): void {}
 

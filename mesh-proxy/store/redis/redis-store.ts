@@ -2,6 +2,7 @@ import type { StoreConfig } from '../../../config/schema.ts';
 import type { Store, StoreStatus } from '../types.ts';
 import { createRedisClient, type RedisClient } from './connect.ts';
 import { RedisBreakerBoard } from './redis-breaker-board.ts';
+import { RedisRateLimits } from './redis-rate-limits.ts';
 import { RedisRegistry } from './redis-registry.ts';
 
 export interface StoreLogger {
@@ -18,6 +19,7 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   readonly registry: RedisRegistry;
   readonly breakers: RedisBreakerBoard;
+  readonly rateLimits: RedisRateLimits;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #channels: string[];
@@ -37,6 +39,7 @@ export class RedisStore implements Store {
     this.#subscriber.on('error', () => {});
     this.registry = new RedisRegistry(this.#client, this.#subscriber, cfg.keyPrefix);
     this.breakers = new RedisBreakerBoard(this.#client, this.#subscriber, cfg.keyPrefix);
+    this.rateLimits = new RedisRateLimits(this.#client, cfg.keyPrefix);
     this.#channels = [this.registry.channel, this.breakers.channel];
     this.#client.on('ready', () => {
       this.#commandsReady = true;

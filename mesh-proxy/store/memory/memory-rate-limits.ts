@@ -1,0 +1,50 @@
+// Rate-limit counters for the embedded store: GCRA (the generic cell rate algorithm, as in
+// redis-cell and Stripe's limiter) per window, kept as one "theoretical arrival time" per window.
+// A request of cost c passes when, for every window, TAT' = max(TAT, now) + c·T stays within
+// now + period (T = period / max); only then are the windows advanced.
+import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../types.ts';
+import { gcra } from '../gcra.ts';
+
+/** Idle keys are forgotten once every window has fully replenished (swept at most this often). */
+const SWEEP_EVERY_MS = 10_000;
+
+interface Entry {
+  tats: number[];
+  /** When every window is back to full: the entry can be dropped. */
+  idleAt: number;
+}
+
+export class MemoryRateLimits implements RateLimitStore {
+  readonly #entries = new Map<string, Entry>();
+  #nextSweep = 0;
+
+  async consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
+    return this.consumeNow(key, windows, cost, Date.now());
+  }
+
+  /** The synchronous core, also the local backstop a Redis-backed limiter falls back to. */
+  consumeNow(key: string, windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
+    if (now >= this.#nextSweep) this.#sweep(now);
+    let entry = this.#entries.get(key);
+    if (entry === undefined || entry.tats.length !== windows.length) {
+      entry = { tats: new Array<number>(windows.length).fill(0), idleAt: 0 };
+      this.#entries.set(key, entry);
+    }
+    const d = gcra(entry.tats, windows, cost, now);
+    if (d.allowed) {
+      let idleAt = 0;
+      for (let i = 0; i < windows.length; i++) idleAt = Math.max(idleAt, entry.tats[i]);
+      entry.idleAt = idleAt;
+    }
+    return d;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #sweep(now: number): void {
+    this.#nextSweep = now + SWEEP_EVERY_MS;
+    for (const [k, e] of this.#entries) if (e.idleAt <= now) this.#entries.delete(k);
+  }
+}
