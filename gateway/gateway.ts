@@ -79,7 +79,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayCore> {
   const log = deps.log ?? createLogger(config.log, { component: 'gateway', node: config.node.name });
   const metrics = deps.metrics ?? new Metrics(config.node.dc);
-  const store = deps.store ?? createStore(config.store, log);
+  const store = deps.store ?? (await createStore(config.store, log));
   const cache = new EndpointCache({
     store,
     resyncMs: parseDuration(config.discovery.resync),

@@ -44,7 +44,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   const instanceId = node.instance ?? `${node.service}-${hostname()}-${process.pid}`;
   const log = deps.log ?? createLogger(config.log, { component: 'proxy', service: node.service, instance: instanceId });
   const metrics = new Metrics(node.dc);
-  const store = deps.store ?? createStore(config.store, log);
+  const store = deps.store ?? (await createStore(config.store, log));
   const cache = new EndpointCache({
     store,
     resyncMs: parseDuration(config.discovery.resync),
