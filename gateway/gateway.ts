@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
 import { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import { createStore } from '../mesh-proxy/store/create-store.ts';
 import type { Store } from '../mesh-proxy/store/types.ts';
+import { WorkloadIdentity } from '../mesh-proxy/identity/workload-identity.ts';
 import { EdgeRouter } from './edge-router.ts';
 import { compileRoutes } from './router/route-table.ts';
 
@@ -27,6 +28,8 @@ export interface GatewayViews {
   endpoints(): object;
   routes(): object;
   notReadyReason(): string | undefined;
+  /** The mesh identity (mesh section), or undefined when the gateway's mesh hops are plain HTTP. */
+  identity(): object | undefined;
 }
 
 /** The gateway without its admin listener: what a cluster worker runs. */
@@ -48,6 +51,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const admin = createAdminServer({ metrics: core.metrics.registry, token: config.admin.token, notReadyReason: core.views.notReadyReason });
   admin.get('/endpoints', async () => core.views.endpoints());
   admin.get('/routes', async () => core.views.routes());
+  admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
   } catch (err) {
@@ -79,7 +83,9 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     startTimeoutMs: parseDuration(config.store.connectTimeout),
     reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
-  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone });
+  // mesh: the gateway → sidecar hop is mTLS, with the gateway's own identity (mesh.service, default node.name).
+  const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: config.mesh.service ?? config.node.name, log, metrics }) : undefined;
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity });
   const router = new EdgeRouter(compileRoutes(config.routes, metrics.requests), client);
   const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
 
@@ -94,9 +100,11 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
       })),
     }),
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
+    identity: () => identity?.describe(),
   };
 
   try {
+    await identity?.start();
     await cache.start();
     await client.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
@@ -109,12 +117,14 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
         await listener.close(parseDuration(config.drainTimeout));
         await cache.stop();
         await client.close();
+        identity?.stop();
         if (!deps.store) await store.close();
         log.info({}, 'gateway stopped');
         log.flush();
       },
     };
   } catch (err) {
+    identity?.stop();
     await cache.stop();
     await client.close();
     if (!deps.store) await store.close();

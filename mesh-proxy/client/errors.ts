@@ -8,6 +8,7 @@ export type MeshErrorCode =
   | 'DEADLINE_EXCEEDED'
   | 'OVERLOADED'
   | 'BAD_REQUEST'
+  | 'FORBIDDEN'
   | 'INTERNAL';
 
 interface Kind {
@@ -24,6 +25,7 @@ export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze(
   DEADLINE_EXCEEDED: { status: 504, grpcStatus: 4 /* DEADLINE_EXCEEDED */ },
   OVERLOADED: { status: 503, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
   BAD_REQUEST: { status: 400, grpcStatus: 3 /* INVALID_ARGUMENT */ },
+  FORBIDDEN: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
   INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
 });
 
@@ -49,6 +51,15 @@ export function classifyTransportError(err: Error & { code?: string }, authority
       return new MeshError('UPSTREAM_UNAVAILABLE', `connecting to upstream ${authority} timed out`, { cause: err });
     case 'ECONNREFUSED':
       return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} refused the connection`, { cause: err });
+    case 'ERR_MESH_PEER_IDENTITY':
+    case 'ERR_MESH_TLS_REQUIRED':
+      // The message names the expected and the presented identity.
+      return new MeshError('UPSTREAM_UNAVAILABLE', err.message, { cause: err });
+    case 'CERT_HAS_EXPIRED':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} failed mTLS verification (${err.code})`, { cause: err });
     case 'ECONNRESET':
     case 'UND_ERR_SOCKET':
     case 'EPIPE':
