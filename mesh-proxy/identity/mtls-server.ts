@@ -38,8 +38,9 @@ export function handshakeFailureReason(err: NodeJS.ErrnoException, socket: TLSSo
     case 'SELF_SIGNED_CERT_IN_CHAIN':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
-      return 'unknown-ca';
+    // An issuer with our root's name but not its key: another CA posing as ours.
     case 'CERT_SIGNATURE_FAILURE':
+      return 'unknown-ca';
     case 'CERT_REJECTED':
     case 'CERT_UNTRUSTED':
     case 'INVALID_PURPOSE':
