@@ -163,8 +163,9 @@ export class WorkloadIdentity {
       return this.#check(leaf.certChainPem, leaf.keyPem, rootPem, now);
     }
     const files = mesh.identity!;
-    const [cert, key, root] = await Promise.all([readFile(files.cert, 'utf8'), readFile(files.key, 'utf8'), readFile(files.ca, 'utf8')]);
+    // Stamped before reading: a write landing in between is seen by the next check.
     this.#fileStamp = await this.#stampOfFiles();
+    const [cert, key, root] = await Promise.all([readFile(files.cert, 'utf8'), readFile(files.key, 'utf8'), readFile(files.ca, 'utf8')]);
     return this.#check(cert, key, root, now);
   }
 
@@ -282,8 +283,8 @@ export class WorkloadIdentity {
       }
     } catch (err) {
       // A half-written or mismatched pair (cert replaced before key): keep serving the old one.
+      // Retried when the files change again, not on every check.
       this.#lastError = (err as Error).message;
-      this.#fileStamp = '';
       this.#o.log.warn({ err: this.#lastError }, 'the replaced certificate files are not usable yet; keeping the current certificate');
     }
   }
