@@ -113,7 +113,7 @@ async function serve(values: { dir?: string; token?: string; address?: string; p
   } catch (err) {
     return reportStartupError('ca serve', err);
   }
-  log.info({ address: `${server.address.address}:${server.address.port}`, trustDomain: ca.trustDomain }, 'signing endpoint listening');
+  process.stdout.write(`meshgate ca serve: signing for trust domain ${ca.trustDomain} on https://${server.address.address}:${server.address.port}/v1/sign\n`);
   return runUntilSignal('ca serve', () => server.close());
 }
 

@@ -67,6 +67,7 @@ export function createMtlsServer(identity: WorkloadIdentity, log: Logger): https
     keepAliveTimeout: 65_000,
     requireHostHeader: true,
   } as https.ServerOptions);
+  server.keepAliveTimeout = 65_000;
   server.prependListener('secureConnection', onSecureConnection);
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);
