@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import tls from 'node:tls';
-import type { Counter } from 'prom-client';
+import { Gauge, type Counter } from 'prom-client';
 import type { MeshConfig } from '../../config/schema.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { Logger } from '../observe/log.ts';
@@ -75,8 +75,16 @@ export class WorkloadIdentity {
     this.namespace = opts.mesh.namespace;
     this.id = spiffeId(this.trustDomain, this.namespace, opts.service);
     const m = opts.metrics;
-    m.gauge('meshgate_identity_cert_expiry_timestamp_seconds', "Unix time at which this proxy's current workload certificate expires.", (g) => {
-      if (this.#current !== undefined) g.set(this.#current.notAfter.getTime() / 1000);
+    const self = this;
+    new Gauge({
+      name: 'meshgate_identity_cert_expiry_timestamp_seconds',
+      help: "Unix time at which this proxy's current workload certificate expires.",
+      registers: [m.registry],
+      // Gateway workers each hold a certificate: the cluster-wide value is the soonest expiry, not a sum.
+      aggregator: 'min',
+      collect(this: Gauge) {
+        if (self.#current !== undefined) this.set(self.#current.notAfter.getTime() / 1000);
+      },
     });
     this.#handshakeFailures = m.counter('meshgate_tls_handshake_failures_total', 'mTLS handshakes refused, by direction and reason.', ['direction', 'reason']);
     this.#renewals = m.counter('meshgate_identity_renewals_total', 'Workload certificate renewals attempted, by result (ok, failed).', ['result']);
