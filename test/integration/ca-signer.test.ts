@@ -13,7 +13,8 @@ import { startSignServer, type SignServer } from '../../mesh-proxy/identity/sign
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestCa, tlsRequest, type TestCa } from '../helpers/mtls.ts';
+import { createTestCa, metricValue, tlsRequest, type TestCa } from '../helpers/mtls.ts';
+import { waitFor } from '../helpers/ports.ts';
 import { call, startInstance, stopAll } from '../helpers/mesh.ts';
 import { tempDir } from '../helpers/cli.ts';
 
@@ -94,6 +95,42 @@ describe('CA signing endpoint', () => {
       assert.equal(r.status, 200);
     } finally {
       await stopAll(inst.sidecar, inst.app);
+      await store.close();
+    }
+  });
+
+  test('renewal failures are retried with backoff while the old certificate serves; renewal resumes when the signer returns', async () => {
+    const dir = tempDir();
+    const rootFile = join(dir, 'ca.pem');
+    writeFileSync(rootFile, ca.ca.rootCert);
+    const own = await startSignServer({ ca: ca.ca, token: TOKEN, address: '127.0.0.1', port: 0, log: createLogger({ level: 'silent' }, {}) });
+    const ownPort = own.address.port;
+    const store = new MemoryStore();
+    const inst = await startInstance(store, 'catalog', 'catalog-2', { mesh: { signer: { url: `https://127.0.0.1:${ownPort}`, token: TOKEN, ca: rootFile }, ttl: '4s' } });
+    const admin = `http://127.0.0.1:${inst.sidecar.admin.port}`;
+    let restarted: SignServer | undefined;
+    try {
+      const first = (await call(`${admin}/identity`)).json<{ serial: string; notAfter: string }>();
+      // 1. the signer goes away: renewal (due after ~2.7 s) fails, is retried, and the old certificate keeps serving
+      await own.close();
+      const failing = await waitFor('a failed renewal', async () => {
+        const id = (await call(`${admin}/identity`)).json<{ serial: string; lastError?: string }>();
+        return id.lastError ? id : undefined;
+      }, 10_000, 100);
+      assert.equal(failing.serial, first.serial);
+      assert.equal((await tlsRequest(inst.sidecar.inbound.port, '/x', { rootPem: ca.ca.rootCert, client: ca.leaf('orders') })).status, 200);
+      const m = (await call(`${admin}/metrics`)).body;
+      assert.ok(metricValue(m, 'meshgate_identity_renewals_total', { result: 'failed' }) >= 1);
+      // 2. it comes back on the same port: a retry succeeds with a new certificate
+      restarted = await startSignServer({ ca: ca.ca, token: TOKEN, address: '127.0.0.1', port: ownPort, log: createLogger({ level: 'silent' }, {}) });
+      const renewed = await waitFor('a renewed certificate', async () => {
+        const id = (await call(`${admin}/identity`)).json<{ serial: string; lastError?: string }>();
+        return id.serial !== first.serial && id.lastError === undefined ? id : undefined;
+      }, 10_000, 100);
+      assert.notEqual(renewed.serial, first.serial);
+    } finally {
+      await stopAll(inst.sidecar, inst.app);
+      await restarted?.close();
       await store.close();
     }
   });
