@@ -2,18 +2,29 @@
 // (the key never leaves the proxy). The signer reads one WITHOUT forge (DESIGN: never parse untrusted
 // DER with forge): a bounded DER walk finds the request info, its public key and the signature, and
 // OpenSSL (node:crypto) parses the key and checks the signature (proof of possession, RFC 2986 §3).
-import { createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPair, verify, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
 
 export interface KeyAndCsr {
   keyPem: string;
   csrPem: string;
 }
 
+/**
+ * A fresh RSA key, made on libuv's thread pool: generating one takes ~200 ms of CPU, which on the
+ * event loop would stall every request in flight at each rotation.
+ */
+export async function newRsaKey(): Promise<{ keyPem: string; publicKey: KeyObject }> {
+  const { privateKey, publicKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048 });
+  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKey };
+}
+
 /** A fresh RSA key and a CSR for it naming the service (the signer decides the identity). */
-export function createKeyAndCsr(service: string): KeyAndCsr {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+export async function createKeyAndCsr(service: string): Promise<KeyAndCsr> {
+  const { keyPem, publicKey } = await newRsaKey();
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
   csr.setSubject([{ name: 'commonName', value: service }]);

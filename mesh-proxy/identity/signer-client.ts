@@ -27,7 +27,7 @@ export interface SignRequest {
 const MAX_REPLY_BYTES = 256 * 1024;
 
 export async function requestLeaf(r: SignRequest): Promise<SignedLeaf> {
-  const { keyPem, csrPem } = createKeyAndCsr(r.service);
+  const { keyPem, csrPem } = await createKeyAndCsr(r.service);
   const body = JSON.stringify({ csr: csrPem, service: r.service, namespace: r.namespace, ttl: r.ttl });
   const signer = spiffeId(r.trustDomain, SIGNER_NAMESPACE, SIGNER_SERVICE);
   const url = new URL('/v1/sign', r.url);

@@ -13,7 +13,8 @@ import { parseDuration } from '../../config/duration.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { backoffMs } from '../resilience/backoff.ts';
-import { issueLeaf, loadCa, type CaFiles } from './ca.ts';
+import { loadCa, signLeaf, type CaFiles } from './ca.ts';
+import { forgePublicKey, newRsaKey } from './csr.ts';
 import { requestLeaf } from './signer-client.ts';
 import { identityInSan, spiffeId } from './spiffe.ts';
 
@@ -159,8 +160,9 @@ export class WorkloadIdentity {
     const mesh = this.#o.mesh;
     const now = Date.now();
     if (this.#ca !== undefined) {
-      const leaf = issueLeaf(this.#ca, { service: this.#o.service, namespace: this.namespace, ttlMs: parseDuration(mesh.ttl) });
-      return this.#check(leaf.certChainPem, leaf.keyPem, this.#ca.rootCert, now);
+      const key = await newRsaKey();
+      const leaf = signLeaf(this.#ca, forgePublicKey(key.publicKey), { service: this.#o.service, namespace: this.namespace, ttlMs: parseDuration(mesh.ttl) });
+      return this.#check(leaf.certChainPem, key.keyPem, this.#ca.rootCert, now);
     }
     if (mesh.signer !== undefined) {
       const rootPem = await readFile(mesh.signer.ca, 'utf8');

@@ -48,7 +48,7 @@ describe('CA signing endpoint', () => {
   after(() => server?.close());
 
   test('a good token and CSR: a leaf for the requested identity, chaining to the root, lifetime capped', async () => {
-    const { csrPem, keyPem } = createKeyAndCsr('orders');
+    const { csrPem, keyPem } = await createKeyAndCsr('orders');
     const r = await post(port, ca.ca.rootCert, JSON.stringify({ csr: csrPem, service: 'orders', namespace: 'shop', ttl: '48h' }));
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.identity, 'spiffe://cluster.local/ns/shop/sa/orders');
@@ -61,7 +61,7 @@ describe('CA signing endpoint', () => {
   });
 
   test('a wrong token: 401; garbage or tampered CSR, non-JSON: 400 with a code; reserved namespace: 403', async () => {
-    const { csrPem } = createKeyAndCsr('orders');
+    const { csrPem } = await createKeyAndCsr('orders');
     const bad = await post(port, ca.ca.rootCert, JSON.stringify({ csr: csrPem, service: 'orders' }), 'wrong-token-wrong-token');
     assert.equal(bad.status, 401);
     assert.equal(bad.json.error.code, 'UNAUTHORIZED');
