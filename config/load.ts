@@ -280,6 +280,7 @@ function checkGateway(c: GatewayConfig): ConfigIssue[] {
     }
   });
   checkAdmin(c.admin, issues);
+  checkMesh(c.mesh, issues);
   return issues;
 }
 
@@ -290,7 +291,44 @@ function checkProxy(c: ProxyConfig): ConfigIssue[] {
   if (parseDuration(c.registration.heartbeat) >= parseDuration(c.registration.ttl)) {
     issues.push({ path: 'registration.heartbeat', message: `must be shorter than registration.ttl (${c.registration.ttl})` });
   }
+  checkMesh(c.mesh, issues);
+  checkAuthorize(c, issues);
   return issues;
+}
+
+const MESH_SOURCES = ['identity', 'signer', 'caDir'] as const;
+const MIN_TTL_MS = 1000;
+
+function checkMesh(mesh: GatewayConfig['mesh'], issues: ConfigIssue[]): void {
+  if (mesh === undefined) return;
+  const set = MESH_SOURCES.filter((k) => mesh[k] !== undefined);
+  if (set.length !== 1) {
+    issues.push({ path: 'mesh', message: `needs exactly one of identity, signer or caDir (${set.length === 0 ? 'none is' : `${set.join(' and ')} are`} set)` });
+  }
+  if (parseDuration(mesh.ttl) < MIN_TTL_MS) issues.push({ path: 'mesh.ttl', message: 'must be at least 1s' });
+}
+
+/**
+ * Rules that name callers can only be satisfied by a verified client certificate: without mTLS they
+ * would silently deny (or, worse, be read as allowing everyone), so such a file is refused.
+ */
+function checkAuthorize(c: ProxyConfig, issues: ConfigIssue[]): void {
+  const authz = c.inbound.authorize;
+  if (authz === undefined) return;
+  authz.allow.forEach((rule, i) => {
+    if (rule.from === undefined) return;
+    const path = `inbound.authorize.allow[${i}].from`;
+    if (c.mesh === undefined) {
+      issues.push({ path, message: 'names callers, which needs mTLS: set the mesh section (without it no caller has a verified identity)' });
+      return;
+    }
+    for (const f of Array.isArray(rule.from) ? rule.from : [rule.from]) {
+      if (f === '*' || /^[A-Za-z0-9._-]+$/.test(f)) continue;
+      if (!/^spiffe:\/\/[a-z0-9.-]+\/ns\/[A-Za-z0-9._-]+\/sa\/[A-Za-z0-9._-]+$/.test(f)) {
+        issues.push({ path, message: `expected a service name, "*" or spiffe://<trust-domain>/ns/<namespace>/sa/<service>, got ${JSON.stringify(f)}` });
+      }
+    }
+  });
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);

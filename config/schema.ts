@@ -153,6 +153,53 @@ export const RouteSchema = Type.Object(
 );
 
 const Listener = (port: number, address: string) => Section({ address: Address(address), port: Port(port) });
+
+/**
+ * mTLS between proxies: where this process's workload certificate comes from (exactly one of
+ * identity, signer, caDir). Absent: every mesh hop is plain HTTP, as before.
+ */
+const MeshSchema = (gateway: boolean) =>
+  OptionalSection({
+    trustDomain: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$', default: 'cluster.local', description: 'a SPIFFE trust domain (lower-case DNS-like name)' }),
+    namespace: Type.String({ pattern: '^[A-Za-z0-9._-]+$', default: 'default', description: 'a namespace of letters, digits, ".", "_" or "-"' }),
+    ...(gateway ? { service: Type.Optional(Name) } : {}),
+    identity: OptionalSection({
+      cert: Type.String({ minLength: 1, description: 'the certificate chain file (PEM, leaf first)' }),
+      key: Type.String({ minLength: 1, description: 'the private key file (PEM)' }),
+      ca: Type.String({ minLength: 1, description: 'the mesh root certificate file (PEM)' }),
+    }),
+    signer: OptionalSection({
+      url: Type.String({ pattern: '^https://', description: 'an https:// URL of `meshgate ca serve`' }),
+      token: Type.String({ minLength: 16, description: 'a bootstrap token of at least 16 characters' }),
+      ca: Type.String({ minLength: 1, description: 'the mesh root certificate file (PEM)' }),
+    }),
+    caDir: Type.Optional(Type.String({ minLength: 1, description: 'a CA directory made by `meshgate ca init`' })),
+    ttl: Duration('24h'),
+    checkEvery: Duration('5s'),
+  });
+
+const AuthorizeRule = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    from: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+        description: 'a service name, a spiffe:// identity, "*", or a list of them',
+      }),
+    ),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$', description: 'an upper-case HTTP method' }), { minItems: 1 })),
+    paths: Type.Optional(Type.Array(Type.String({ pattern: '^/', description: 'a path starting with "/"' }), { minItems: 1 })),
+  },
+  strict,
+);
+
+const InboundSchema = Section({
+  address: Address('0.0.0.0'),
+  port: Port(4143),
+  authorize: OptionalSection({
+    default: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'deny', description: 'allow or deny' }),
+    allow: Type.Array(AuthorizeRule, { default: [] }),
+  }),
+});
 const Admin = (port: number) =>
   Section({
     address: Address('127.0.0.1'),
@@ -187,6 +234,7 @@ export const GatewayConfigSchema = Type.Object(
       services: Type.Record(Name, PluginList, { default: {}, additionalProperties: false, description: 'plugins every route to the service runs, after the global ones' }),
     }),
     watch: Type.Boolean({ default: true, description: 'reload this file and the plugin directory when they change' }),
+    mesh: MeshSchema(true),
   },
   strict,
 );
@@ -202,7 +250,7 @@ export const ProxyConfigSchema = Type.Object(
       metadata: Type.Record(Type.String(), Type.String(), { default: {} }),
     }),
     app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }) }),
-    inbound: Listener(4143, '0.0.0.0'),
+    inbound: InboundSchema,
     outbound: Listener(4140, '127.0.0.1'),
     admin: Admin(4191),
     registration: Section({ ttl: Duration('10s'), heartbeat: Duration('3s') }),
@@ -216,6 +264,7 @@ export const ProxyConfigSchema = Type.Object(
       dir: PluginDir,
       inbound: Type.Array(PluginEntry, { default: [], description: "plugins run on the inbound side, before the app" }),
     }),
+    mesh: MeshSchema(false),
   },
   strict,
 );
@@ -227,3 +276,5 @@ export type RouteConfig = Static<typeof RouteSchema>;
 export type GatewayConfig = Static<typeof GatewayConfigSchema>;
 export type ProxyConfig = Static<typeof ProxyConfigSchema>;
 export type LogConfig = GatewayConfig['log'];
+export type MeshConfig = NonNullable<ProxyConfig['mesh']> & { service?: string };
+export type AuthorizeConfig = NonNullable<ProxyConfig['inbound']['authorize']>;

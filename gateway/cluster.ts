@@ -21,7 +21,7 @@ const RESTART_DELAY_MS = 1000;
 interface Message {
   type?: string;
   id?: number;
-  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes'>;
+  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes' | 'identity'>;
   body?: unknown;
 }
 
@@ -89,7 +89,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   for (let i = 0; i < workers; i++) fork();
 
   const aggregator = new AggregatorRegistry();
-  const askWorker = (view: 'endpoints' | 'routes'): Promise<unknown> => {
+  const askWorker = (view: NonNullable<Message['view']>): Promise<unknown> => {
     const w = Object.values(cluster.workers ?? {}).find((x) => x && ready.has(x.id));
     if (!w) return Promise.resolve({ error: { code: 'NOT_READY', message: 'no gateway worker is ready' } });
     const id = ++nextId;
@@ -112,6 +112,8 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   });
   admin.get('/endpoints', () => askWorker('endpoints'));
   admin.get('/routes', () => askWorker('routes'));
+  // Each worker holds its own mesh identity (same SPIFFE id, its own certificate): one answers.
+  admin.get('/identity', async (_req, reply) => (await askWorker('identity')) ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
     await startup;

@@ -14,6 +14,7 @@ import { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import { createStore } from '../mesh-proxy/store/create-store.ts';
 import type { Store } from '../mesh-proxy/store/types.ts';
 import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
+import { WorkloadIdentity } from '../mesh-proxy/identity/workload-identity.ts';
 import { EdgeRouter } from './edge-router.ts';
 import { Reloader, type ReloadResult } from './reloader.ts';
 import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
@@ -31,6 +32,8 @@ export interface GatewayViews {
   endpoints(): object;
   routes(): object;
   notReadyReason(): string | undefined;
+  /** The mesh identity (mesh section), or undefined when the gateway's mesh hops are plain HTTP. */
+  identity(): object | undefined;
 }
 
 /** The gateway without its admin listener: what a cluster worker runs. */
@@ -58,6 +61,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     const r = await core.reload();
     return reply.code(r.applied ? 200 : 400).send(r);
   });
+  admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
   } catch (err) {
@@ -89,7 +93,9 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     startTimeoutMs: parseDuration(config.store.connectTimeout),
     reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
-  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone });
+  // mesh: the gateway → sidecar hop is mTLS, with the gateway's own identity (mesh.service, default node.name).
+  const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: config.mesh.service ?? config.node.name, log, metrics }) : undefined;
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity });
   const snapshotDeps = { file: deps.configFile, log, metrics, rateLimits: store.rateLimits };
   let snapshot: GatewaySnapshot;
   try {
@@ -138,9 +144,11 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
       })),
     }),
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
+    identity: () => identity?.describe(),
   };
 
   try {
+    await identity?.start();
     await cache.start();
     await client.start();
     await reloader?.start();
@@ -161,6 +169,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
         await snapshot.chains.close();
         await cache.stop();
         await client.close();
+        identity?.stop();
         if (!deps.store) await store.close();
         log.info({}, 'gateway stopped');
         log.flush();
@@ -169,6 +178,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   } catch (err) {
     reloader?.stop();
     await snapshot.chains.close();
+    identity?.stop();
     await cache.stop();
     await client.close();
     if (!deps.store) await store.close();

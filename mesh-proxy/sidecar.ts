@@ -14,7 +14,11 @@ import { Endpoint } from './discovery/endpoint.ts';
 import { EndpointCache } from './discovery/endpoint-cache.ts';
 import { Registration } from './discovery/registration.ts';
 import { ProxyListener } from './http/proxy-listener.ts';
-import { InboundRouter } from './inbound/inbound-router.ts';
+import { InboundRouter, type InboundAuthorization } from './inbound/inbound-router.ts';
+import { buildInboundChains } from './inbound/inbound-plugins.ts';
+import { Authorizer } from './inbound/authorize.ts';
+import { createMtlsServer } from './identity/mtls-server.ts';
+import { WorkloadIdentity } from './identity/workload-identity.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { Metrics } from './observe/metrics.ts';
 import { OutboundRouter } from './outbound/outbound-router.ts';
@@ -28,6 +32,8 @@ export interface SidecarDeps {
   /** A store shared with other proxies in this process (the embedded demo). */
   store?: Store;
   log?: Logger;
+  /** The config file: plugin paths resolve against its directory. */
+  configFile?: string;
 }
 
 export interface Sidecar {
@@ -54,7 +60,10 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     startTimeoutMs: parseDuration(config.store.connectTimeout),
     reconnectGraceMs: parseDuration(config.discovery.reconnectGrace),
   });
-  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone });
+  // With a mesh section: inbound is mTLS, the instance registers its identity, outbound calls to
+  // endpoints that registered one are mTLS.
+  const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: node.service, log, metrics }) : undefined;
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone, identity });
 
   const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
   const appEndpoint = new Endpoint(appInstance);
@@ -63,10 +72,14 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   const inboundSeries = metrics.requests.series('inbound', node.service, '');
   const accessLog = config.log.access;
 
-  const inboundListener = new ProxyListener({
-    direction: 'inbound', edge: false, accessLog, log, metrics,
-    router: new InboundRouter(node.service, appEndpoint, appPool, inboundSeries, inboundTimeoutMs),
-  });
+  const authorize = config.inbound.authorize;
+  const authz: InboundAuthorization | undefined = authorize && {
+    authorizer: new Authorizer(authorize, config.mesh),
+    denied: metrics.counter('meshgate_authz_denied_total', 'Inbound requests refused by inbound.authorize (403 FORBIDDEN).', ['service']),
+    log,
+  };
+  const inboundRouter = new InboundRouter(node.service, appEndpoint, appPool, inboundSeries, inboundTimeoutMs, authz);
+  const inboundListener = new ProxyListener({ direction: 'inbound', edge: false, accessLog, log, metrics, router: inboundRouter });
   const outboundListener = new ProxyListener({
     direction: 'outbound', edge: false, accessLog, log, metrics,
     router: new OutboundRouter(client, metrics.requests),
@@ -85,12 +98,22 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   });
   admin.get('/endpoints', async () => endpointsView(cache, client));
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
+  admin.get('/identity', async (_req, reply) =>
+    identity ? identity.describe() : reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this proxy has no mesh identity (no mesh section): its hops are plain HTTP' } }),
+  );
 
   const owned: Array<() => Promise<unknown>> = [];
+  let inboundChains: { close(): Promise<void> } | undefined;
   try {
+    const chains = await buildInboundChains(config, deps.configFile, log, metrics, store.rateLimits);
+    owned.push(() => chains.close());
+    inboundChains = chains;
+    inboundRouter.chain = chains.chains.get('');
+    await identity?.start();
     await cache.start();
     await client.start();
-    const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port);
+    const inboundServer = identity ? createMtlsServer(identity, log) : undefined;
+    const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port, inboundServer);
     owned.push(() => inboundListener.close(0));
     const outbound = await outboundListener.listen(config.outbound.address, config.outbound.port);
     owned.push(() => outboundListener.close(0));
@@ -105,6 +128,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
       dc: node.dc,
       zone: node.zone,
       metadata: node.metadata,
+      ...(identity ? { identity: identity.id } : {}),
     };
     registration = new Registration({
       store, instance, log,
@@ -112,7 +136,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
       heartbeatMs: parseDuration(config.registration.heartbeat),
     });
     await registration.start();
-    log.info({ inbound: fmt(inbound), outbound: fmt(outbound), admin: fmt(adminAddr), app: appEndpoint.authority, store: store.kind }, 'mesh proxy started');
+    log.info({ inbound: fmt(inbound), outbound: fmt(outbound), admin: fmt(adminAddr), app: appEndpoint.authority, store: store.kind, identity: identity?.id ?? null }, 'mesh proxy started');
 
     const reg = registration;
     return {
@@ -132,13 +156,15 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         await outboundListener.close(Math.max(0, deadline - Date.now()));
         await admin.close();
         await cache.stop();
-        await Promise.allSettled([client.close(), appPool.close()]);
+        await Promise.allSettled([client.close(), appPool.close(), inboundChains?.close()]);
+        identity?.stop();
         if (!deps.store) await store.close();
         log.info({}, 'mesh proxy stopped');
         log.flush();
       },
     };
   } catch (err) {
+    identity?.stop();
     await Promise.allSettled(owned.map((f) => f()));
     await admin.close().catch(() => {});
     await cache.stop();

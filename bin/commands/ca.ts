@@ -3,10 +3,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DURATION_PATTERN, parseDuration } from '../../config/duration.ts';
 import { initCa, issueLeaf, loadCa } from '../../mesh-proxy/identity/ca.ts';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../lifecycle.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+import { MAX_TTL_MS, startSignServer } from '../../mesh-proxy/identity/sign-server.ts';
+import { createLogger } from '../../mesh-proxy/observe/log.ts';
 
 export const CA_HELP = `Usage: meshgate ca init --dir DIR [--trust-domain DOMAIN] [--intermediate] [--force]
        meshgate ca issue --dir DIR --service NAME [--namespace NS] [--ttl 24h] [--out DIR]
+       meshgate ca serve --dir DIR --token TOKEN [--address 127.0.0.1] [--port 9443] [--max-ttl 168h]
 
 meshgate's own certificate authority for mTLS between proxies.
 
@@ -16,6 +19,9 @@ meshgate's own certificate authority for mTLS between proxies.
           spiffe://<trust-domain>/ns/<namespace>/sa/<service> as its URI SAN, usable as TLS server
           and client certificate. Writes <service>.pem (leaf + chain), <service>.key (0600) and
           ca.pem (the root, the trust anchor peers need) to --out (default: the current directory).
+  serve   runs the signing endpoint proxies use (mesh.signer): HTTPS, POST /v1/sign with
+          "Authorization: Bearer TOKEN" and JSON {csr, service, namespace, ttl}; answers
+          {certChain, root, identity, serial, notAfter}. Lifetimes are capped by --max-ttl.
 
 Options:
   --dir DIR            the CA directory
@@ -25,6 +31,10 @@ Options:
   --namespace NS       its namespace (issue; default "default")
   --ttl DURATION       leaf lifetime (issue; default 24h)
   --out DIR            where issue writes its files
+  --token TOKEN        bootstrap token (serve; ≥ 16 characters; or MESHGATE_BOOTSTRAP_TOKEN)
+  --address ADDR       address to bind (serve; default 127.0.0.1)
+  --port PORT          port (serve; default 9443)
+  --max-ttl DURATION   longest lifetime issued (serve; default and at most 168h)
   -h, --help           show this help`;
 
 export async function caCommand(argv: string[]): Promise<number> {
@@ -40,6 +50,10 @@ export async function caCommand(argv: string[]): Promise<number> {
       namespace: { type: 'string', default: 'default' },
       ttl: { type: 'string', default: '24h' },
       out: { type: 'string', default: '.' },
+      token: { type: 'string' },
+      address: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '9443' },
+      'max-ttl': { type: 'string', default: '168h' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -72,11 +86,35 @@ export async function caCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify({ identity: leaf.identity, serial: leaf.serial, notAfter: leaf.notAfter.toISOString() })}\n`);
       return EXIT_OK;
     }
-    return usage(`unknown subcommand "${sub}" (init or issue)`);
+    if (sub === 'serve') return await serve(values);
+    return usage(`unknown subcommand "${sub}" (init, issue or serve)`);
   } catch (err) {
     process.stderr.write(`meshgate ca ${sub}: ${(err as Error).message}\n`);
     return EXIT_FAILURE;
   }
+}
+
+async function serve(values: { dir?: string; token?: string; address?: string; port?: string; 'max-ttl'?: string }): Promise<number> {
+  const usage = (msg: string) => {
+    process.stderr.write(`meshgate ca serve: ${msg}\n\n${CA_HELP}\n`);
+    return EXIT_USAGE;
+  };
+  const token = values.token ?? process.env.MESHGATE_BOOTSTRAP_TOKEN;
+  if (!token || token.length < 16) return usage('a bootstrap token of at least 16 characters is required (--token or MESHGATE_BOOTSTRAP_TOKEN)');
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`--port must be a TCP port (got "${values.port}")`);
+  if (!new RegExp(DURATION_PATTERN).test(values['max-ttl']!)) return usage(`--max-ttl must be a duration such as 24h (got "${values['max-ttl']}")`);
+  const maxTtlMs = Math.min(parseDuration(values['max-ttl']!), MAX_TTL_MS);
+  const ca = await loadCa(values.dir!);
+  const log = createLogger({ level: (process.env.MESHGATE_LOG_LEVEL as 'info' | undefined) ?? 'info' }, { component: 'ca' });
+  let server;
+  try {
+    server = await startSignServer({ ca, token, address: values.address!, port, log, maxTtlMs });
+  } catch (err) {
+    return reportStartupError('ca serve', err);
+  }
+  process.stdout.write(`meshgate ca serve: signing for trust domain ${ca.trustDomain} on https://${server.address.address}:${server.address.port}/v1/sign\n`);
+  return runUntilSignal('ca serve', () => server.close());
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -4,11 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
 import { startGateway, type Gateway } from '../../gateway/gateway.ts';
 import { createLogger } from '../../mesh-proxy/observe/log.ts';
+import { initCa } from '../../mesh-proxy/identity/ca.ts';
 import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { EXIT_OK, reportStartupError, runUntilSignal } from '../lifecycle.ts';
@@ -19,6 +21,7 @@ Starts, on the in-memory store (no Redis needed):
   the edge gateway      http://127.0.0.1:8080   (admin http://127.0.0.1:9901)
   catalog-1, catalog-2  catalog service instances, each behind its own sidecar
   orders-1              orders service, which calls catalog through its sidecar
+Every mesh hop is mTLS: a demo CA is created in <state-dir>/ca on the first run and kept.
 Ctrl-C stops every process.
 
 Options:
@@ -89,7 +92,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     log.flush();
   };
 
+  // mTLS on every hop: one CA for the demo, kept across runs; each proxy issues its own leaves from it.
+  const caDir = join(stateDir, 'ca');
+  const mesh = { trustDomain: 'cluster.local', caDir };
+  // Who may call whom: the edge calls catalog and orders; orders calls catalog.
+  const authorize = { catalog: { default: 'deny', allow: [{ from: ['edge', 'orders'] }] }, orders: { default: 'deny', allow: [{ from: 'edge' }] } };
+
   try {
+    if (!existsSync(join(caDir, 'ca.json'))) await initCa(caDir, mesh.trustDomain, false);
     for (const inst of instances) {
       children.push(startApp(inst));
       await waitForPort(inst.app, 10_000);
@@ -97,7 +107,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         {
           node: { service: inst.service, instance: inst.id, dc: 'local', zone: 'local-a', metadata: { version: inst.version } },
           app: { address: '127.0.0.1', port: inst.app },
-          inbound: { address: '127.0.0.1', port: inst.inbound },
+          inbound: { address: '127.0.0.1', port: inst.inbound, authorize: authorize[inst.service] },
+          mesh,
           outbound: { address: '127.0.0.1', port: inst.outbound },
           admin: { port: inst.admin },
           discovery: { stateDir },
@@ -112,6 +123,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
         node: { name: 'demo-edge', dc: 'local', zone: 'local-a' },
         listeners: { http: { address: '127.0.0.1', port: p(8080) } },
         admin: { port: p(9901) },
+        mesh: { ...mesh, service: 'edge' },
         discovery: { stateDir },
         log: { access: values['access-log'] },
         services: { catalog: { timeouts: { request: '5s' } }, orders: { timeouts: { request: '10s' } } },
@@ -132,7 +144,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   process.stdout.write(
     [
       '',
-      'meshgate demo is running (in-memory store, every process on 127.0.0.1):',
+      'meshgate demo is running (in-memory store, every process on 127.0.0.1, mTLS between proxies):',
       `  edge gateway  ${base}   admin http://127.0.0.1:${gateway.admin.port}`,
       ...instances.map((i) => `  ${i.id.padEnd(10)}    app :${i.app}  sidecar outbound :${i.outbound} inbound :${i.inbound} admin :${i.admin}`),
       '',
@@ -142,6 +154,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  curl -s ${base}/nowhere                # 404 NO_ROUTE as JSON`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/endpoints   # what the gateway knows`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/metrics     # Prometheus metrics`,
+      `  curl -s http://127.0.0.1:${gateway.admin.port}/identity    # the gateway's mesh identity (spiffe://cluster.local/ns/default/sa/edge)`,
       '',
       'Ctrl-C stops everything.',
       '',

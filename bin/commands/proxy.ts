@@ -34,7 +34,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   }
   let proxy;
   try {
-    proxy = await startSidecar(await loadProxyConfig(values.config));
+    proxy = await startSidecar(await loadProxyConfig(values.config), { configFile: values.config });
   } catch (err) {
     return reportStartupError('proxy', err);
   }

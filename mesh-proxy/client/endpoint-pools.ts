@@ -1,22 +1,34 @@
 // One keep-alive connection pool per endpoint (undici Pool). Pools of endpoints that left the
 // registry are closed gracefully: requests already on them finish first.
+// An endpoint that registered a SPIFFE identity is reached over mTLS (its pool's connector verifies
+// that identity); the others over plain HTTP.
 import { Pool } from 'undici';
 import type { Endpoint } from '../discovery/endpoint.ts';
+import { tlsRequiredConnector, type PeerConnectors } from '../identity/mtls-connector.ts';
 import type { CompiledPolicy } from './policy.ts';
 
 export class EndpointPools {
   readonly #pools = new Map<string, Pool>();
+  readonly #tls: PeerConnectors | undefined;
+
+  constructor(tls?: PeerConnectors) {
+    this.#tls = tls;
+  }
 
   get(ep: Endpoint, policy: CompiledPolicy): Pool {
-    let pool = this.#pools.get(ep.authority);
+    let pool = this.#pools.get(ep.poolKey);
     if (pool === undefined) {
-      pool = createPool(ep.origin, policy);
-      this.#pools.set(ep.authority, pool);
+      if (ep.instance.identity === undefined) pool = createPool(ep.origin, policy);
+      else {
+        const connect = this.#tls !== undefined ? this.#tls.forEndpoint(ep, policy.connectTimeoutMs) : tlsRequiredConnector(ep);
+        pool = createPool(ep.origin, policy, connect);
+      }
+      this.#pools.set(ep.poolKey, pool);
     }
     return pool;
   }
 
-  /** Closes the pools of every authority not in `live`. */
+  /** Closes the pools of every pool key (Endpoint.poolKey) not in `live`. */
   retain(live: ReadonlySet<string>): void {
     for (const [authority, pool] of this.#pools) {
       if (!live.has(authority)) {
@@ -33,8 +45,10 @@ export class EndpointPools {
   }
 }
 
-export function createPool(origin: string, policy: CompiledPolicy): Pool {
+export function createPool(origin: string, policy: CompiledPolicy, connect?: Pool.Options['connect']): Pool {
   return new Pool(origin, {
+    // A custom connector applies its own connect timeout.
+    ...(connect !== undefined ? { connect } : {}),
     connections: policy.connections,
     pipelining: 1,
     connectTimeout: policy.connectTimeoutMs,

@@ -57,6 +57,15 @@ export function classifyTransportError(err: Error & { code?: string }, authority
       return new MeshError('UPSTREAM_UNAVAILABLE', `connecting to upstream ${authority} timed out`, { cause: err });
     case 'ECONNREFUSED':
       return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} refused the connection`, { cause: err });
+    case 'ERR_MESH_PEER_IDENTITY':
+    case 'ERR_MESH_TLS_REQUIRED':
+      // The message names the expected and the presented identity.
+      return new MeshError('UPSTREAM_UNAVAILABLE', err.message, { cause: err });
+    case 'CERT_HAS_EXPIRED':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return new MeshError('UPSTREAM_UNAVAILABLE', `upstream ${authority} failed mTLS verification (${err.code})`, { cause: err });
     case 'ECONNRESET':
     case 'UND_ERR_SOCKET':
     case 'EPIPE':

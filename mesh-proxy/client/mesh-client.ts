@@ -15,6 +15,8 @@ import type { EndpointCache } from '../discovery/endpoint-cache.ts';
 import { statsOf } from '../balancer/create-balancer.ts';
 import type { BreakerTransition } from '../resilience/endpoint-breaker.ts';
 import { HealthChecker } from '../resilience/health-checker.ts';
+import { PeerConnectors } from '../identity/mtls-connector.ts';
+import type { WorkloadIdentity } from '../identity/workload-identity.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { ResilienceMetrics } from '../observe/resilience-metrics.ts';
@@ -34,13 +36,15 @@ export interface MeshClientOptions {
   origin: string;
   /** The caller's zone, for zone preference. */
   zone: string;
+  /** This proxy's mesh identity: endpoints that registered one are reached over mTLS. */
+  identity?: WorkloadIdentity;
 }
 
 const BREAKER_STATE = { closed: 0, open: 1, 'half-open': 2 } as const;
 
 export class MeshClient implements ServiceContext {
   readonly cache: EndpointCache;
-  readonly pools = new EndpointPools();
+  readonly pools: EndpointPools;
   readonly zone: string;
   readonly metrics: ResilienceMetrics;
   readonly #services = new Map<string, ConcreteService>();
@@ -51,6 +55,7 @@ export class MeshClient implements ServiceContext {
 
   constructor(opts: MeshClientOptions) {
     this.#o = opts;
+    this.pools = new EndpointPools(opts.identity ? new PeerConnectors(opts.identity, opts.log) : undefined);
     this.cache = opts.cache;
     this.zone = opts.zone;
     this.metrics = new ResilienceMetrics(opts.metrics);
@@ -193,7 +198,7 @@ export class MeshClient implements ServiceContext {
 
   #retainPools(): void {
     const live = new Set<string>();
-    for (const s of this.cache.services()) for (const e of s.endpoints) live.add(e.authority);
+    for (const s of this.cache.services()) for (const e of s.endpoints) live.add(e.poolKey);
     this.pools.retain(live);
   }
 }

@@ -9,12 +9,15 @@ export class Endpoint {
   /** `address:port`, the key of its connection pool. */
   readonly authority: string;
   readonly origin: string;
+  /** Its connection pool's key: the authority, plus the identity for mTLS endpoints (a changed identity gets new connections). */
+  readonly poolKey: string;
 
   constructor(instance: Instance) {
     this.instance = instance;
     const host = instance.address.includes(':') ? `[${instance.address}]` : instance.address;
     this.authority = `${host}:${instance.port}`;
-    this.origin = `http://${this.authority}`;
+    this.origin = instance.identity === undefined ? `http://${this.authority}` : `https://${this.authority}`;
+    this.poolKey = instance.identity === undefined ? this.authority : `${this.authority} ${instance.identity}`;
   }
 }
 

@@ -24,7 +24,10 @@ function hopByHop(lower: string): boolean {
   }
 }
 
-const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19, 21]);
+const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21]);
+
+/** Set by an mTLS inbound hop from the verified certificate only; a copy arriving from anywhere is dropped. */
+export const CLIENT_ID_HEADER = 'x-meshgate-client-id';
 
 /** What a request's headers told the proxy, and the list to send upstream. */
 export interface ForwardedRequest {
@@ -78,6 +81,8 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
           continue;
         case 'traceparent':
           traceparent = value;
+          continue;
+        case CLIENT_ID_HEADER:
           continue;
         case TIMEOUT_HEADER:
         case 'grpc-timeout': {

@@ -5,7 +5,7 @@ import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { spiffeId } from './spiffe.ts';
+import { identityInSan, spiffeId } from './spiffe.ts';
 
 export interface CaFiles {
   /** The root: trust anchor every proxy is given. */
@@ -113,10 +113,18 @@ export interface Leaf {
 /** Issues a short-lived leaf for a workload, usable as TLS server and client certificate. */
 export function issueLeaf(ca: CaFiles, opts: LeafOptions): Leaf {
   const key = rsaKey();
+  return { ...signLeaf(ca, key.forgePublic, opts), keyPem: key.keyPem };
+}
+
+/**
+ * Signs a leaf for a public key held elsewhere (a CSR's): the key never reaches the CA. The public
+ * key must be RSA (what forge can place in a certificate); it was re-encoded by OpenSSL first.
+ */
+export function signLeaf(ca: CaFiles, publicKey: forge.pki.PublicKey, opts: LeafOptions): Omit<Leaf, 'keyPem'> {
   const signer = forge.pki.certificateFromPem(ca.signerCert); // our own CA file, not peer input
   const identity = spiffeId(ca.trustDomain, opts.namespace, opts.service);
   const cert = forge.pki.createCertificate();
-  cert.publicKey = key.forgePublic;
+  cert.publicKey = publicKey;
   cert.serialNumber = serial();
   // Backdated a minute for clock skew between hosts.
   cert.validity.notBefore = new Date(Date.now() - 60_000);
@@ -132,14 +140,12 @@ export function issueLeaf(ca: CaFiles, opts: LeafOptions): Leaf {
   cert.sign(forge.pki.privateKeyFromPem(ca.signerKey) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
   const leafPem = toPem(cert);
   const chain = ca.signerCert === ca.rootCert ? leafPem : leafPem + ca.signerCert;
-  return { certChainPem: chain, keyPem: key.keyPem, identity, serial: cert.serialNumber, notAfter: cert.validity.notAfter };
+  return { certChainPem: chain, identity, serial: cert.serialNumber, notAfter: cert.validity.notAfter };
 }
 
 /** The SPIFFE identity in a certificate's URI SANs (read with Node's X509Certificate). */
-export function identityOf(pem: string): string | undefined {
-  const san = new X509Certificate(pem).subjectAltName ?? '';
-  for (const part of san.split(', ')) if (part.startsWith('URI:spiffe://')) return part.slice(4);
-  return undefined;
+export function identityOf(pem: string | Buffer): string | undefined {
+  return identityInSan(new X509Certificate(pem).subjectAltName);
 }
 
 /** PEM with LF line endings (forge writes CRLF). */

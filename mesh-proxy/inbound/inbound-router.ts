@@ -1,23 +1,41 @@
 // The sidecar's inbound side: peers' requests are handed to the local app over a keep-alive pool.
 // The caller's remaining deadline bounds the app's time (an expired one is answered 504 without
-// calling the app). No retries toward the local app: the caller's side owns retries.
+// calling the app). No retries toward the local app: the caller's side owns retries. With mTLS the
+// caller's verified identity (read once per connection) is authorized here and handed to the app in
+// x-meshgate-client-id.
 import type { Pool } from 'undici';
+import type { Counter } from 'prom-client';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { Attempt, dispatchAttempt, type AttemptOwner } from '../client/attempt.ts';
 import { classifyTransportError } from '../client/errors.ts';
 import type { Exchange } from '../client/exchange.ts';
 import type { Router } from '../http/proxy-listener.ts';
+import { CLIENT_ID_HEADER } from '../http/forward-headers.ts';
+import { peerIdentityOf } from '../identity/mtls-server.ts';
+import type { Logger } from '../observe/log.ts';
+import type { Authorizer } from './authorize.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import type { Verdict } from '../resilience/classify.ts';
+import type { ChainNext, PluginChain } from '../../plugins/chain.ts';
 
-export class InboundRouter implements Router, AttemptOwner {
+export interface InboundAuthorization {
+  authorizer: Authorizer;
+  denied: Counter<'service'>;
+  log: Logger;
+}
+
+export class InboundRouter implements Router, AttemptOwner, ChainNext {
+  /** The inbound plugins (plugins.inbound), run after authorization; swapped on reload. */
+  chain: PluginChain | undefined;
   readonly #service: string;
   readonly #app: Endpoint;
   readonly #pool: Pool;
   readonly #series: RequestSeries;
   readonly #timeoutMs: number;
+  readonly #authz: InboundAuthorization | undefined;
 
-  constructor(service: string, app: Endpoint, pool: Pool, series: RequestSeries, timeoutMs: number) {
+  constructor(service: string, app: Endpoint, pool: Pool, series: RequestSeries, timeoutMs: number, authz?: InboundAuthorization) {
+    this.#authz = authz;
     this.#service = service;
     this.#app = app;
     this.#pool = pool;
@@ -29,6 +47,27 @@ export class InboundRouter implements Router, AttemptOwner {
     ex.service = this.#service;
     ex.series = this.#series;
     ex.endpoint = this.#app;
+    const caller = peerIdentityOf(ex.req.socket);
+    if (this.#authz !== undefined) {
+      const why = this.#authz.authorizer.deny(caller, ex.method, ex.path);
+      if (why !== undefined) {
+        this.#authz.denied.inc({ service: this.#service });
+        this.#authz.log.warn({ dir: 'inbound', rid: ex.requestId, caller: caller ?? null, method: ex.method, path: ex.path }, 'request denied by inbound authorization');
+        ex.fail('FORBIDDEN', why);
+        return;
+      }
+    }
+    if (caller !== undefined) ex.headers.push(CLIENT_ID_HEADER, caller);
+    const chain = this.chain;
+    if (chain !== undefined) {
+      const q = ex.path.indexOf('?');
+      chain.run(ex, { path: q < 0 ? ex.path : ex.path.slice(0, q), query: q < 0 ? '' : ex.path.slice(q), host: ex.host, identity: caller }, this);
+      return;
+    }
+    this.proceed(ex);
+  }
+
+  proceed(ex: Exchange): void {
     if (!ex.startDeadline(this.#timeoutMs)) return;
     ex.streamedBody = ex.hasBody;
     const now = performance.now();

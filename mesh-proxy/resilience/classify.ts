@@ -19,6 +19,13 @@ export function classifyErrorCode(code: string | undefined): Verdict {
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
+    // The client refused the server during the handshake (its identity or chain): nothing was sent.
+    case 'ERR_MESH_PEER_IDENTITY':
+    case 'ERR_MESH_TLS_REQUIRED':
+    case 'CERT_HAS_EXPIRED':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
       return 'connect-failure';
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':

@@ -10,6 +10,8 @@ export interface Instance {
   readonly dc: string;
   readonly zone: string;
   readonly metadata: Readonly<Record<string, string>>;
+  /** The SPIFFE identity its sidecar presents (mTLS); absent: the endpoint speaks plain HTTP. */
+  readonly identity?: string;
 }
 
 export type RegistryEvent =
@@ -101,6 +103,7 @@ export function isInstance(v: unknown): v is Instance {
     typeof o.dc === 'string' &&
     typeof o.zone === 'string' &&
     o.metadata !== null &&
-    typeof o.metadata === 'object'
+    typeof o.metadata === 'object' &&
+    (o.identity === undefined || typeof o.identity === 'string')
   );
 }

@@ -219,6 +219,21 @@ describe('meshgate demo', () => {
     assert.deepEqual(endpoints.services.orders.map((e) => e.id), ['orders-1']);
   });
 
+  test('mesh hops are mTLS: identities on /identity, plaintext to an inbound port refused, the edge admitted', async () => {
+    // 1. the gateway and a sidecar hold their SPIFFE identities, issued by the demo's CA
+    const gw = JSON.parse((await get(`http://127.0.0.1:${9901 + offset}/identity`)).text) as { identity: string; serial: string; notAfter: string };
+    assert.equal(gw.identity, 'spiffe://cluster.local/ns/default/sa/edge');
+    assert.ok(Date.parse(gw.notAfter) > Date.now());
+    const sc = JSON.parse((await get(`http://127.0.0.1:${4191 + offset}/identity`)).text) as { identity: string };
+    assert.equal(sc.identity, 'spiffe://cluster.local/ns/default/sa/catalog');
+    assert.ok(existsSync(`${dir}/ca/root.pem`), 'the CA is kept in the state directory');
+    // 2. plain HTTP to catalog-1's inbound listener gets no HTTP answer (the TLS server drops it)
+    const plain = await get(`http://127.0.0.1:${4143 + offset}/items`, 5000).then((r) => `status ${r.status}`, (err: Error) => `refused: ${err.message}`);
+    assert.match(plain, /^refused/);
+    // 3. the edge → orders → catalog path still works, so every hop presented an admitted identity
+    assert.equal((await get(`${base}/orders/7`)).status, 200);
+  });
+
   test('SIGINT stops the demo: exit 0, and the demo services are gone', async () => {
     const d = demo!;
     // The services are up before the signal.

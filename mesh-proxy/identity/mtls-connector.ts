@@ -1,0 +1,90 @@
+// Outbound mTLS, one connector per endpoint (undici's `connect` option): TLS presenting this proxy's
+// current certificate, trusting only the mesh root, and accepting the server only if its SPIFFE
+// identity is exactly the one the endpoint registered, in our trust domain, for the service being
+// called (so a tampered registry entry cannot send `catalog` traffic to a `billing` instance). The
+// checks run once per connection, never per request. After a rotation the next connection is made
+// with the new certificate (undici's connector is rebuilt, its TLS session cache with it); pooled
+// connections finish on the old one.
+import { buildConnector } from 'undici';
+import type { PeerCertificate } from 'node:tls';
+import type { Endpoint } from '../discovery/endpoint.ts';
+import type { Logger } from '../observe/log.ts';
+import { identityInSan, parseSpiffeId } from './spiffe.ts';
+import { handshakeFailureReason } from './mtls-server.ts';
+import type { WorkloadIdentity } from './workload-identity.ts';
+
+export const PEER_IDENTITY_ERROR = 'ERR_MESH_PEER_IDENTITY';
+export const TLS_REQUIRED_ERROR = 'ERR_MESH_TLS_REQUIRED';
+
+export class PeerIdentityError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Why an endpoint's registered identity is unacceptable before any connection, or undefined. */
+export function registeredIdentityProblem(ep: Endpoint, trustDomain: string): string | undefined {
+  const id = ep.instance.identity!;
+  const parts = parseSpiffeId(id);
+  if (parts === undefined) return `endpoint ${ep.authority} of "${ep.instance.service}" registered ${JSON.stringify(id)}, not a spiffe://<trust-domain>/ns/<ns>/sa/<service> identity`;
+  if (parts.trustDomain !== trustDomain) return `endpoint ${ep.authority} of "${ep.instance.service}" registered identity ${id} from trust domain ${parts.trustDomain}, expected ${trustDomain}`;
+  if (parts.service !== ep.instance.service) return `endpoint ${ep.authority} of "${ep.instance.service}" registered identity ${id}, which belongs to service "${parts.service}"`;
+  return undefined;
+}
+
+export class PeerConnectors {
+  readonly #identity: WorkloadIdentity;
+  readonly #log: Logger;
+
+  constructor(identity: WorkloadIdentity, log: Logger) {
+    this.#identity = identity;
+    this.#log = log;
+  }
+
+  /** The `connect` function of one endpoint's pool. */
+  forEndpoint(ep: Endpoint, timeoutMs: number): buildConnector.connector {
+    const identity = this.#identity;
+    const log = this.#log;
+    const expected = ep.instance.identity!;
+    const problem = registeredIdentityProblem(ep, identity.trustDomain);
+    if (problem !== undefined) {
+      log.warn({ service: ep.instance.service, instance: ep.instance.id, registered: expected }, 'refusing to connect to an endpoint with an unacceptable identity');
+      const err = new PeerIdentityError(PEER_IDENTITY_ERROR, problem);
+      return (_opts, callback) => callback(err, null);
+    }
+    const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+      const presented = identityInSan(cert.subjectaltname);
+      if (presented === expected) return undefined;
+      return new PeerIdentityError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
+    };
+    let generation = -1;
+    let inner: buildConnector.connector | undefined;
+    return (opts, callback) => {
+      if (generation !== identity.generation || inner === undefined) {
+        inner = buildConnector({ secureContext: identity.clientContext, rejectUnauthorized: true, checkServerIdentity, timeout: timeoutMs, servername: undefined });
+        generation = identity.generation;
+      }
+      inner(opts, (err, socket) => {
+        if (err !== null) {
+          const e = err as NodeJS.ErrnoException;
+          if (e.code !== 'ECONNREFUSED' && e.code !== 'UND_ERR_CONNECT_TIMEOUT' && e.code !== 'ECONNRESET') {
+            const reason = e.code === PEER_IDENTITY_ERROR ? 'identity-mismatch' : handshakeFailureReason(e, undefined);
+            identity.recordHandshakeFailure('outbound', reason);
+            log.warn({ dir: 'outbound', service: ep.instance.service, instance: ep.instance.id, reason, err: e.message }, 'mTLS connection to an upstream refused');
+          }
+          callback(err, null);
+          return;
+        }
+        callback(null, socket!);
+      });
+    };
+  }
+}
+
+/** For a proxy without a mesh identity: an endpoint that registered one cannot be reached in plaintext. */
+export function tlsRequiredConnector(ep: Endpoint): buildConnector.connector {
+  const err = new PeerIdentityError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
+  return (_opts, callback) => callback(err, null);
+}

@@ -1,0 +1,38 @@
+// The sidecar's inbound plugin chain (plugins.inbound): the same plugin API as the edge, run after
+// inbound authorization and before the app, with the caller's mesh identity in the context.
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../../config/errors.ts';
+import type { ProxyConfig } from '../../config/schema.ts';
+import { pluginChainMetrics } from '../../plugins/chain-metrics.ts';
+import { compileChains, type ChainSet } from '../../plugins/compile.ts';
+import { PluginError } from '../../plugins/errors.ts';
+import { loadRegistry } from '../../plugins/registry.ts';
+import type { Logger } from '../observe/log.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { RateLimitStore } from '../store/types.ts';
+
+export async function buildInboundChains(config: ProxyConfig, file: string | undefined, log: Logger, metrics: Metrics, rateLimits: RateLimitStore): Promise<ChainSet> {
+  const name = file ?? '(config)';
+  const baseDir = file ? dirname(resolve(file)) : process.cwd();
+  let registry;
+  try {
+    registry = await loadRegistry(config.plugins.dir ? resolve(baseDir, config.plugins.dir) : undefined);
+  } catch (err) {
+    if (err instanceof PluginError) throw new ConfigError('CONFIG_INVALID', name, [{ path: 'plugins.dir', message: err.message }]);
+    throw err;
+  }
+  return compileChains({
+    file: name,
+    place: 'inbound',
+    registry,
+    global: [],
+    globalPath: 'plugins.global',
+    services: {},
+    servicesPath: 'plugins.services',
+    targets: [{ route: '', service: config.node.service, entries: config.plugins.inbound, path: 'plugins.inbound' }],
+    log,
+    metrics: pluginChainMetrics(metrics.registry),
+    rateLimits,
+    baseDir,
+  });
+}
