@@ -2,7 +2,8 @@
 // registry are closed gracefully: requests already on them finish first.
 // An endpoint that registered a SPIFFE identity is reached over mTLS (its pool's connector verifies
 // that identity); the others over plain HTTP.
-import { Pool } from 'undici';
+import type { Pool as PoolTypes } from 'undici';
+import { Pool } from './undici-parts.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { tlsRequiredConnector, type PeerConnectors } from '../identity/mtls-connector.ts';
 import type { CompiledPolicy } from './policy.ts';
@@ -45,7 +46,7 @@ export class EndpointPools {
   }
 }
 
-export function createPool(origin: string, policy: CompiledPolicy, connect?: Pool.Options['connect']): Pool {
+export function createPool(origin: string, policy: CompiledPolicy, connect?: PoolTypes.Options['connect']): Pool {
   return new Pool(origin, {
     // A custom connector applies its own connect timeout.
     ...(connect !== undefined ? { connect } : {}),

@@ -5,7 +5,8 @@
 // checks run once per connection, never per request. After a rotation the next connection is made
 // with the new certificate (undici's connector is rebuilt, its TLS session cache with it); pooled
 // connections finish on the old one.
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from '../client/undici-parts.ts';
 import type { PeerCertificate } from 'node:tls';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { Logger } from '../observe/log.ts';
@@ -44,7 +45,7 @@ export class PeerConnectors {
   }
 
   /** The `connect` function of one endpoint's pool. */
-  forEndpoint(ep: Endpoint, timeoutMs: number): buildConnector.connector {
+  forEndpoint(ep: Endpoint, timeoutMs: number): Connector.connector {
     const identity = this.#identity;
     const log = this.#log;
     const expected = ep.instance.identity!;
@@ -60,7 +61,7 @@ export class PeerConnectors {
       return new PeerIdentityError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
     };
     let generation = -1;
-    let inner: buildConnector.connector | undefined;
+    let inner: Connector.connector | undefined;
     return (opts, callback) => {
       if (generation !== identity.generation || inner === undefined) {
         inner = buildConnector({ secureContext: identity.clientContext, rejectUnauthorized: true, checkServerIdentity, timeout: timeoutMs, servername: undefined });
@@ -84,7 +85,7 @@ export class PeerConnectors {
 }
 
 /** For a proxy without a mesh identity: an endpoint that registered one cannot be reached in plaintext. */
-export function tlsRequiredConnector(ep: Endpoint): buildConnector.connector {
+export function tlsRequiredConnector(ep: Endpoint): Connector.connector {
   const err = new PeerIdentityError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
   return (_opts, callback) => callback(err, null);
 }
