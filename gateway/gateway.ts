@@ -16,7 +16,8 @@ import type { Store } from '../mesh-proxy/store/types.ts';
 import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
 import { WorkloadIdentity } from '../mesh-proxy/identity/workload-identity.ts';
 import { EdgeRouter } from './edge-router.ts';
-import { Reloader, type ReloadResult } from './reloader.ts';
+import { Reloader, type ReloadResult } from '../config/reloader.ts';
+import { loadGatewayConfig } from '../config/load.ts';
 import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
 
 export interface GatewayDeps {
@@ -109,9 +110,11 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   const drainMs = parseDuration(config.drainTimeout);
   const retired = new Map<NodeJS.Timeout, GatewaySnapshot>();
   const reloader = deps.configFile
-    ? new Reloader({
+    ? new Reloader<GatewayConfig, GatewaySnapshot>({
         file: deps.configFile,
         log,
+        load: (f) => loadGatewayConfig(f),
+        restartSections: ['node', 'store', 'listeners', 'admin', 'discovery', 'services', 'log', 'drainTimeout', 'mesh'],
         reloads: pluginChainMetrics(metrics.registry).reloads,
         watch: config.watch,
         current: () => snapshot,

@@ -10,7 +10,7 @@ import type { RateLimitStore } from '../mesh-proxy/store/types.ts';
 import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
 import { compileChains, type ChainSet } from '../plugins/compile.ts';
 import { PluginError } from '../plugins/errors.ts';
-import { loadRegistry } from '../plugins/registry.ts';
+import { loadRegistry, pluginDirStamp } from '../plugins/registry.ts';
 import { compileRoutes, type RouteTable } from './router/route-table.ts';
 
 export interface GatewaySnapshot {
@@ -19,6 +19,8 @@ export interface GatewaySnapshot {
   readonly chains: ChainSet;
   /** The resolved custom plugin directory, if any. */
   readonly pluginDir: string | undefined;
+  /** The plugin directory's state, for reload detection. */
+  readonly stamp: () => Promise<string>;
 }
 
 export interface SnapshotDeps {
@@ -54,5 +56,9 @@ export async function buildSnapshot(config: GatewayConfig, d: SnapshotDeps): Pro
     rateLimits: d.rateLimits,
     baseDir,
   });
-  return { config, table: compileRoutes(config.routes, d.metrics.requests, chains.chains), chains, pluginDir };
+  return {
+    config, chains, pluginDir,
+    table: compileRoutes(config.routes, d.metrics.requests, chains.chains),
+    stamp: async () => (pluginDir ? pluginDirStamp(pluginDir) : ''),
+  };
 }

@@ -15,7 +15,10 @@ import { EndpointCache } from './discovery/endpoint-cache.ts';
 import { Registration } from './discovery/registration.ts';
 import { ProxyListener } from './http/proxy-listener.ts';
 import { InboundRouter, type InboundAuthorization } from './inbound/inbound-router.ts';
-import { buildInboundChains } from './inbound/inbound-plugins.ts';
+import { buildInboundChains, type InboundSnapshot } from './inbound/inbound-plugins.ts';
+import { Reloader } from '../config/reloader.ts';
+import { loadProxyConfig } from '../config/load.ts';
+import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
 import { Authorizer } from './inbound/authorize.ts';
 import { createMtlsServer } from './identity/mtls-server.ts';
 import { WorkloadIdentity } from './identity/workload-identity.ts';
@@ -103,12 +106,51 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   );
 
   const owned: Array<() => Promise<unknown>> = [];
-  let inboundChains: { close(): Promise<void> } | undefined;
+  let inboundState: InboundSnapshot | undefined;
+  const drainMs = parseDuration(config.drainTimeout);
+  const retired = new Map<NodeJS.Timeout, InboundSnapshot>();
+  const build = (c: ProxyConfig) => buildInboundChains(c, deps.configFile, log, metrics, store.rateLimits);
+  const reloader = deps.configFile
+    ? new Reloader<ProxyConfig, InboundSnapshot>({
+        file: deps.configFile,
+        log,
+        load: (f) => loadProxyConfig(f),
+        build,
+        current: () => inboundState!,
+        swap: (next) => {
+          const old = inboundState!;
+          inboundState = next;
+          inboundRouter.chain = next.chains.chains.get('');
+          const t = setTimeout(() => {
+            retired.delete(t);
+            void old.chains.close();
+          }, drainMs);
+          t.unref();
+          retired.set(t, old);
+        },
+        watch: true,
+        reloads: pluginChainMetrics(metrics.registry).reloads,
+        restartSections: ['node', 'app', 'inbound', 'outbound', 'admin', 'registration', 'store', 'discovery', 'log', 'drainTimeout', 'services', 'inboundTimeout', 'mesh'],
+      })
+    : undefined;
+  const closeInbound = async () => {
+    reloader?.stop();
+    for (const [t, old] of retired) {
+      clearTimeout(t);
+      await old.chains.close();
+    }
+    await inboundState?.chains.close();
+  };
+  admin.post('/reload', async (_req, reply) => {
+    if (!reloader) return reply.code(400).send({ applied: false, error: 'the proxy was not started from a config file' });
+    const r = await reloader.reload('request');
+    return reply.code(r.applied ? 200 : 400).send(r);
+  });
   try {
-    const chains = await buildInboundChains(config, deps.configFile, log, metrics, store.rateLimits);
-    owned.push(() => chains.close());
-    inboundChains = chains;
-    inboundRouter.chain = chains.chains.get('');
+    inboundState = await build(config);
+    owned.push(closeInbound);
+    inboundRouter.chain = inboundState.chains.chains.get('');
+    await reloader?.start();
     await identity?.start();
     await cache.start();
     await client.start();
@@ -156,7 +198,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         await outboundListener.close(Math.max(0, deadline - Date.now()));
         await admin.close();
         await cache.stop();
-        await Promise.allSettled([client.close(), appPool.close(), inboundChains?.close()]);
+        await Promise.allSettled([client.close(), appPool.close(), closeInbound()]);
         identity?.stop();
         if (!deps.store) await store.close();
         log.info({}, 'mesh proxy stopped');

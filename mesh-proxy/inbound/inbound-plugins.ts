@@ -6,22 +6,30 @@ import type { ProxyConfig } from '../../config/schema.ts';
 import { pluginChainMetrics } from '../../plugins/chain-metrics.ts';
 import { compileChains, type ChainSet } from '../../plugins/compile.ts';
 import { PluginError } from '../../plugins/errors.ts';
-import { loadRegistry } from '../../plugins/registry.ts';
+import { loadRegistry, pluginDirStamp } from '../../plugins/registry.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RateLimitStore } from '../store/types.ts';
 
-export async function buildInboundChains(config: ProxyConfig, file: string | undefined, log: Logger, metrics: Metrics, rateLimits: RateLimitStore): Promise<ChainSet> {
+/** A sidecar's reloadable state: its config and the inbound chain compiled from it. */
+export interface InboundSnapshot {
+  readonly config: ProxyConfig;
+  readonly chains: ChainSet;
+  readonly stamp: () => Promise<string>;
+}
+
+export async function buildInboundChains(config: ProxyConfig, file: string | undefined, log: Logger, metrics: Metrics, rateLimits: RateLimitStore): Promise<InboundSnapshot> {
   const name = file ?? '(config)';
   const baseDir = file ? dirname(resolve(file)) : process.cwd();
   let registry;
+  const dir = config.plugins.dir ? resolve(baseDir, config.plugins.dir) : undefined;
   try {
-    registry = await loadRegistry(config.plugins.dir ? resolve(baseDir, config.plugins.dir) : undefined);
+    registry = await loadRegistry(dir);
   } catch (err) {
     if (err instanceof PluginError) throw new ConfigError('CONFIG_INVALID', name, [{ path: 'plugins.dir', message: err.message }]);
     throw err;
   }
-  return compileChains({
+  const chains = await compileChains({
     file: name,
     place: 'inbound',
     registry,
@@ -35,4 +43,5 @@ export async function buildInboundChains(config: ProxyConfig, file: string | und
     rateLimits,
     baseDir,
   });
+  return { config, chains, stamp: async () => (dir ? pluginDirStamp(dir) : '') };
 }

@@ -1,16 +1,12 @@
-// Hot reload of the edge's configuration: on a file change (polled), SIGHUP or POST /reload, the
-// file is loaded and validated exactly as at start, a new snapshot (routes + plugin chains) is
-// built, and only then swapped in. An invalid file or plugin is rejected with the same detail as at
-// start (file, path, expectation) and the running snapshot keeps serving. Listener, store, node and
-// service-policy changes need a restart; a reload says so rather than half-applying them.
-import { loadGatewayConfig } from '../config/load.ts';
-import { ConfigError } from '../config/errors.ts';
-import { ConfigWatcher } from '../config/watch.ts';
-import type { GatewayConfig } from '../config/schema.ts';
-import type { Logger } from '../mesh-proxy/observe/log.ts';
+// Hot reload of a process's configuration (the gateway's routes and plugins, a sidecar's inbound
+// plugins): on a file change (polled), SIGHUP or POST /reload, the file is loaded and validated
+// exactly as at start, a new snapshot is built, and only then swapped in. An invalid file or plugin
+// is rejected with the same detail as at start (file, path, expectation) and the running snapshot
+// keeps serving. Sections that need a restart (listeners, store …) are named, not half-applied.
+import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { pluginDirStamp } from '../plugins/registry.ts';
-import type { GatewaySnapshot } from './snapshot.ts';
+import { ConfigError } from './errors.ts';
+import { ConfigWatcher } from './watch.ts';
 
 export interface ReloadResult {
   readonly applied: boolean;
@@ -20,34 +16,39 @@ export interface ReloadResult {
   readonly needsRestart?: readonly string[];
 }
 
-export interface ReloaderOptions {
+/** What a reloadable process keeps: its config and whatever it compiled from it. */
+export interface Snapshot<C> {
+  readonly config: C;
+  /** Extra state to watch besides the file (e.g. a plugin directory's file times). */
+  readonly stamp?: () => Promise<string>;
+}
+
+export interface ReloaderOptions<C, S extends Snapshot<C>> {
   readonly file: string;
   readonly log: Logger;
   readonly reloads: Counter<'result'>;
-  readonly current: () => GatewaySnapshot;
-  readonly build: (config: GatewayConfig) => Promise<GatewaySnapshot>;
-  readonly swap: (next: GatewaySnapshot) => void;
+  readonly load: (file: string) => Promise<C>;
+  readonly current: () => S;
+  readonly build: (config: C) => Promise<S>;
+  readonly swap: (next: S) => void;
   readonly watch: boolean;
+  /** Top-level sections a reload cannot apply. */
+  readonly restartSections: readonly (keyof C & string)[];
 }
 
-const RESTART_SECTIONS = ['node', 'store', 'listeners', 'admin', 'discovery', 'services', 'log', 'drainTimeout', 'mesh'] as const;
-
-export class Reloader {
-  readonly #o: ReloaderOptions;
+export class Reloader<C, S extends Snapshot<C>> {
+  readonly #o: ReloaderOptions<C, S>;
   readonly #watcher: ConfigWatcher | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #onHup = () => void this.reload('SIGHUP');
 
-  constructor(o: ReloaderOptions) {
+  constructor(o: ReloaderOptions<C, S>) {
     this.#o = o;
     if (o.watch) {
       this.#watcher = new ConfigWatcher({
         file: o.file,
         intervalMs: 1000,
-        extra: async () => {
-          const dir = o.current().pluginDir;
-          return dir ? pluginDirStamp(dir) : '';
-        },
+        extra: async () => (await o.current().stamp?.()) ?? '',
         onChange: () => this.reload('file change'),
       });
     }
@@ -72,9 +73,9 @@ export class Reloader {
 
   async #reload(trigger: string): Promise<ReloadResult> {
     const log = this.#o.log;
-    let next: GatewaySnapshot;
+    let next: S;
     try {
-      const config = await loadGatewayConfig(this.#o.file);
+      const config = await this.#o.load(this.#o.file);
       next = await this.#o.build(config);
     } catch (err) {
       this.#o.reloads.inc({ result: 'rejected' });
@@ -85,11 +86,11 @@ export class Reloader {
       return { applied: false, error: message, issues };
     }
     const prev = this.#o.current();
-    const needsRestart = RESTART_SECTIONS.filter((k) => JSON.stringify(prev.config[k as keyof GatewayConfig]) !== JSON.stringify(next.config[k as keyof GatewayConfig]));
+    const needsRestart = this.#o.restartSections.filter((k) => JSON.stringify(prev.config[k]) !== JSON.stringify(next.config[k]));
     this.#o.swap(next);
     this.#o.reloads.inc({ result: 'applied' });
     await this.#watcher?.sync();
-    log.info({ trigger, routes: next.config.routes.length, plugins: next.chains.chains.size }, 'configuration reloaded');
+    log.info({ trigger }, 'configuration reloaded');
     if (needsRestart.length > 0) log.warn({ sections: needsRestart }, 'these sections changed but take effect only after a restart');
     return { applied: true, needsRestart };
   }
