@@ -35,12 +35,18 @@ const SCENARIOS: Record<string, Scenario> = {
     },
   },
   'mesh-latency': {
-    title: 'latency the full mesh path (edge → sidecar → app, plain HTTP) adds over direct at a fixed 2,000 req/s',
+    title: 'latency the full mesh path (edge → sidecar → app) adds over direct at a fixed 2,000 req/s',
     upstreams: [0],
-    targets: (base) => meshPathTargets(base),
+    targets: (base, quick) => meshPathTargets(base, !quick),
     rate: 2000,
     connections: 64,
-    note: 'Client-side latency at a fixed rate, evenly paced (the Kinvolk/Linkerd benchmark method). Both proxies run in one process on the proxy core. No mTLS on the hop yet.',
+    note: 'Client-side latency at a fixed rate, evenly paced (the Kinvolk/Linkerd benchmark method). Both proxies run in one process on the proxy core; the mTLS row uses identities from a CA made for the run (RSA-2048, TLS 1.3).',
+  },
+  'mesh-mtls': {
+    title: 'edge → sidecar → app at saturation, plain vs mTLS on the hop',
+    upstreams: [0],
+    targets: (base, quick) => meshPathTargets(base, !quick),
+    note: 'Both proxies run in one process on the proxy core, so a request costs two proxy hops of that core. Connections on the hop are pooled and kept alive: mTLS costs per-record encryption, not a handshake per request.',
   },
   'slow-instance': {
     title: 'steady load on three upstreams, one 50 ms slower: meshgate balancers compared',

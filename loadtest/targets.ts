@@ -59,11 +59,12 @@ export function balancerTargets(basePort: number): Target[] {
   ];
 }
 
-/** Scenario mesh-latency: no proxy vs the full edge → sidecar → app path, at a fixed rate. */
-export function meshPathTargets(basePort: number): Target[] {
+/** Scenarios mesh-latency and mesh-mtls: no proxy vs the full edge → sidecar → app path, plain and mTLS. */
+export function meshPathTargets(basePort: number, withPlain = true): Target[] {
   return [
     { name: 'direct', kind: 'direct', port: 0, start: async () => null },
-    node('meshgate edge → sidecar → app', 'meshgate', basePort, './servers/meshgate-mesh.ts'),
+    ...(withPlain ? [node('meshgate edge → sidecar → app', 'meshgate', basePort, './servers/meshgate-mesh.ts')] : []),
+    node('meshgate edge → sidecar → app, mTLS hop', 'meshgate', basePort + 10, './servers/meshgate-mesh.ts', { MTLS: '1' }),
   ];
 }
 
