@@ -66,7 +66,25 @@ export function buildKeyResolver(s: KeySources): (header: JWSHeaderParameters, t
   if (secrets.size > 0 && !wantsHmac) throw invalid('a secret key is configured but algorithms allows no HS* algorithm');
   if (wantsPublic && jwks.length === 0 && s.jwks === undefined) throw invalid('no public key: set jwks or keys: [ { pem: FILE } | { jwk: {...} } ]');
 
-  const local: PublicResolver | undefined = jwks.length > 0 ? createLocalJWKSet({ keys: jwks } as JSONWebKeySet) : undefined;
+  // A key configured without a kid verifies tokens whatever their kid (a PEM file has none); keys
+  // with a kid are matched by it first.
+  const withKid = jwks.filter((k) => k.kid !== undefined);
+  const anyKid = jwks.filter((k) => k.kid === undefined);
+  const byKid = withKid.length > 0 ? createLocalJWKSet({ keys: withKid } as JSONWebKeySet) : undefined;
+  const kidless = anyKid.length > 0 ? createLocalJWKSet({ keys: anyKid } as JSONWebKeySet) : undefined;
+  const local: PublicResolver | undefined =
+    byKid === undefined && kidless === undefined
+      ? undefined
+      : async (header, token) => {
+          if (byKid !== undefined) {
+            try {
+              return await byKid(header, token);
+            } catch (err) {
+              if (kidless === undefined || !(err instanceof errors.JWKSNoMatchingKey)) throw err;
+            }
+          }
+          return kidless!(header.kid === undefined ? header : { ...header, kid: undefined });
+        };
   const remote = s.jwks;
   const onlySecret = secrets.size === 1 ? [...secrets.values()][0] : undefined;
 
