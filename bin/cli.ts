@@ -1,6 +1,7 @@
 import { caCommand, CA_HELP } from './commands/ca.ts';
 import { demoCommand, DEMO_HELP } from './commands/demo.ts';
 import { gatewayCommand, GATEWAY_HELP } from './commands/gateway.ts';
+import { keyCommand, KEY_HELP } from './commands/key.ts';
 import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
@@ -13,6 +14,7 @@ Commands:
   proxy --config FILE     run a sidecar mesh proxy beside a service instance
   demo                    run the local demo: gateway, catalog (x2) and orders, each behind a sidecar
   ca init|issue           meshgate's certificate authority: create it, issue workload certificates
+  key hash|new            API keys for the api-key plugin: hash a key, make a new one
   help [COMMAND]          show help for a command
 
 Run 'meshgate <command> --help' for a command's options.`;
@@ -22,6 +24,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   proxy: { run: proxyCommand, help: PROXY_HELP },
   demo: { run: demoCommand, help: DEMO_HELP },
   ca: { run: caCommand, help: CA_HELP },
+  key: { run: keyCommand, help: KEY_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
