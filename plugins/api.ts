@@ -48,7 +48,7 @@ export interface RequestView {
   claims: Readonly<Record<string, unknown>> | undefined;
   /** The authenticated consumer's name (api-key, or jwt-auth's subject). */
   consumer: string | undefined;
-  /** A request header's value (first occurrence; case-insensitive name), as the client sent it. */
+  /** A request header's value (first occurrence; case-insensitive name), as it will be sent upstream. */
   header(name: string): string | undefined;
   /** Per-request values plugins pass to each other or to their own later phases, by key. */
   readonly locals: Map<string, unknown>;
@@ -59,6 +59,8 @@ export interface RequestContext extends RequestView {
   setHeader(name: string, value: string): void;
   /** Removes a header from the request sent upstream. */
   removeHeader(name: string): void;
+  /** The path (with its query) that will be sent upstream, after the route's rewrite. */
+  readonly upstreamPath: string;
   /** Rewrites the upstream path (with its query, if any). */
   setPath(pathWithQuery: string): void;
   /** Stages a header for the response, whichever it turns out to be (RateLimit-*, CORS …). */

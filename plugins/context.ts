@@ -119,6 +119,10 @@ export class PluginContext implements RequestContext, ResponseContext, LogContex
     }
   }
 
+  get upstreamPath(): string {
+    return this.ex.path;
+  }
+
   setPath(pathWithQuery: string): void {
     this.ex.path = pathWithQuery;
   }

@@ -34,6 +34,8 @@ export interface PluginRunOptions {
   dryRun?: boolean;
   /** Shared between runs to test limits across requests (default: a fresh memory store per harness). */
   rateLimits?: RateLimitStore;
+  /** Where the plugin's metrics go, to assert on them (default: a private registry). */
+  registry?: Registry;
 }
 
 export interface PluginRun {
@@ -121,7 +123,7 @@ export async function pluginHarness(def: PluginDefinition<never>, config: unknow
     servicesPath: 'plugins.services',
     targets: [{ route: 'test', service: 'test', entries: [{ [def.name]: config, ...(o.dryRun ? { dryRun: true } : {}) }], path: 'plugins' }],
     log: silent,
-    metrics: pluginChainMetrics(new Registry()),
+    metrics: pluginChainMetrics(o.registry ?? new Registry()),
     rateLimits,
     baseDir: process.cwd(),
   });
