@@ -281,6 +281,9 @@ function checkGateway(c: GatewayConfig): ConfigIssue[] {
   });
   checkAdmin(c.admin, issues);
   checkMesh(c.mesh, issues);
+  if (c.listeners.http.redirectToHttps && c.listeners.https === undefined) {
+    issues.push({ path: 'listeners.http.redirectToHttps', message: 'needs an https listener (listeners.https) to redirect to' });
+  }
   return issues;
 }
 

@@ -221,7 +221,31 @@ export const GatewayConfigSchema = Type.Object(
       zone: Type.String({ default: '' }),
     }),
     store: StoreSchema,
-    listeners: Section({ http: Listener(8080, '0.0.0.0') }),
+    listeners: Section({
+      http: Section({
+        address: Address('0.0.0.0'),
+        port: Port(8080),
+        redirectToHttps: Type.Boolean({ default: false, description: 'answer plain-HTTP requests with a 308 to the https listener' }),
+      }),
+      https: OptionalSection({
+        address: Address('0.0.0.0'),
+        port: Port(8443),
+        minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'TLSv1.2 or TLSv1.3' }),
+        http2: Type.Boolean({ default: true, description: 'offer HTTP/2 by ALPN (HTTP/1.1 is always offered)' }),
+        certificates: Type.Array(
+          Type.Object(
+            {
+              hosts: Type.Optional(Type.Array(Type.String({ minLength: 1, description: 'a host name or "*.example.com"' }), { minItems: 1 })),
+              cert: Type.String({ minLength: 1, description: 'a PEM certificate chain file, relative to this file' }),
+              key: Type.String({ minLength: 1, description: 'a PEM private key file, relative to this file' }),
+            },
+            strict,
+          ),
+          { minItems: 1, description: 'certificates chosen by SNI; the first is the default' },
+        ),
+        reloadEvery: Duration('2s'),
+      }),
+    }),
     admin: Admin(9901),
     discovery: DiscoverySchema,
     log: LogSchema,

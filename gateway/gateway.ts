@@ -19,6 +19,9 @@ import { EdgeRouter } from './edge-router.ts';
 import { Reloader, type ReloadResult } from '../config/reloader.ts';
 import { loadGatewayConfig } from '../config/load.ts';
 import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
+import { createEdgeHttps, type EdgeHttps } from './listeners/https-server.ts';
+import { RedirectRouter } from './listeners/redirect.ts';
+import { dirname, resolve } from 'node:path';
 
 export interface GatewayDeps {
   /** The file the config came from: enables hot reload, and relative paths resolve against it. */
@@ -40,6 +43,8 @@ export interface GatewayViews {
 /** The gateway without its admin listener: what a cluster worker runs. */
 export interface GatewayCore {
   readonly http: AddressInfo;
+  /** The HTTPS listener's address, when listeners.https is configured. */
+  readonly https: AddressInfo | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly views: GatewayViews;
@@ -133,7 +138,12 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
         },
       })
     : undefined;
-  const listener = new ProxyListener({ direction: 'edge', edge: true, accessLog: config.log.access, log, metrics, router });
+  const httpsConfig = config.listeners.https;
+  const listener = new ProxyListener({
+    direction: 'edge', edge: true, accessLog: config.log.access, log, metrics,
+    router: config.listeners.http.redirectToHttps && httpsConfig ? new RedirectRouter(router, httpsConfig.port) : router,
+  });
+  let edgeHttps: EdgeHttps | undefined;
 
   let stopping = false;
   const views: GatewayViews = {
@@ -156,14 +166,24 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     await client.start();
     await reloader?.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
-    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, routes: config.routes.length, store: store.kind }, 'gateway started');
+    let httpsAddr: AddressInfo | undefined;
+    if (httpsConfig) {
+      const baseDir = deps.configFile ? dirname(resolve(deps.configFile)) : process.cwd();
+      edgeHttps = await createEdgeHttps(httpsConfig, baseDir, log, {
+        reloads: metrics.counter('meshgate_tls_certificate_reloads_total', 'Edge certificate reloads after their files changed, by result (applied, rejected).', ['result']),
+        handshakeFailures: metrics.counter('meshgate_tls_handshake_failures_total', 'TLS handshakes refused, by direction and reason.', ['direction', 'reason']),
+      });
+      httpsAddr = await listener.listen(httpsConfig.address, httpsConfig.port, edgeHttps.server);
+    }
+    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, https: httpsAddr ? `${httpsAddr.address}:${httpsAddr.port}` : undefined, routes: config.routes.length, store: store.kind }, 'gateway started');
     return {
-      http: httpAddr, log, metrics, views,
+      http: httpAddr, https: httpsAddr, log, metrics, views,
       reload: () => (reloader ? reloader.reload('request') : Promise.resolve({ applied: false, error: 'the gateway was not started from a config file' })),
       async stop() {
         if (stopping) return;
         stopping = true;
         reloader?.stop();
+        edgeHttps?.certificates.stop();
         await listener.close(drainMs);
         for (const [t, old] of retired) {
           clearTimeout(t);
@@ -180,6 +200,8 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     };
   } catch (err) {
     reloader?.stop();
+    edgeHttps?.certificates.stop();
+    await listener.close(0);
     await snapshot.chains.close();
     identity?.stop();
     await cache.stop();

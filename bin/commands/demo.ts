@@ -4,11 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
 import { startGateway, type Gateway } from '../../gateway/gateway.ts';
+import { selfSignedCertificate } from '../../gateway/listeners/dev-certificate.ts';
 import { createLogger } from '../../mesh-proxy/observe/log.ts';
 import { initCa } from '../../mesh-proxy/identity/ca.ts';
 import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
@@ -18,7 +20,8 @@ import { EXIT_OK, reportStartupError, runUntilSignal } from '../lifecycle.ts';
 export const DEMO_HELP = `Usage: meshgate demo [options]
 
 Starts, on the in-memory store (no Redis needed):
-  the edge gateway      http://127.0.0.1:8080   (admin http://127.0.0.1:9901)
+  the edge gateway      http://127.0.0.1:8080 and https://127.0.0.1:8443 (HTTP/2 and HTTP/1.1;
+                        a self-signed development certificate)   (admin http://127.0.0.1:9901)
   catalog-1, catalog-2  catalog service instances, each behind its own sidecar
   orders-1              orders service, which calls catalog through its sidecar
 Every mesh hop is mTLS: a demo CA is created in <state-dir>/ca on the first run and kept.
@@ -100,6 +103,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
   try {
     if (!existsSync(join(caDir, 'ca.json'))) await initCa(caDir, mesh.trustDomain, false);
+    const devCert = await developmentCertificate(stateDir);
     for (const inst of instances) {
       children.push(startApp(inst));
       await waitForPort(inst.app, 10_000);
@@ -121,7 +125,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const gwConfig = buildGatewayConfig(
       {
         node: { name: 'demo-edge', dc: 'local', zone: 'local-a' },
-        listeners: { http: { address: '127.0.0.1', port: p(8080) } },
+        listeners: {
+          http: { address: '127.0.0.1', port: p(8080) },
+          https: { address: '127.0.0.1', port: p(8443), certificates: [devCert] },
+        },
         admin: { port: p(9901) },
         mesh: { ...mesh, service: 'edge' },
         discovery: { stateDir },
@@ -141,16 +148,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
 
   const base = `http://127.0.0.1:${gateway.http.port}`;
+  const secure = `https://127.0.0.1:${gateway.https?.port}`;
   process.stdout.write(
     [
       '',
       'meshgate demo is running (in-memory store, every process on 127.0.0.1, mTLS between proxies):',
-      `  edge gateway  ${base}   admin http://127.0.0.1:${gateway.admin.port}`,
+      `  edge gateway  ${base}  ${secure}   admin http://127.0.0.1:${gateway.admin.port}`,
       ...instances.map((i) => `  ${i.id.padEnd(10)}    app :${i.app}  sidecar outbound :${i.outbound} inbound :${i.inbound} admin :${i.admin}`),
       '',
       'Try:',
       `  curl -s ${base}/catalog/items          # catalog JSON; "instance" says which of catalog-1 / catalog-2 answered`,
       `  curl -s ${base}/orders/42              # orders calls catalog through its sidecar (east-west)`,
+      `  curl -sk --http2 ${secure}/catalog/items   # the same over TLS and HTTP/2 (-k: the development certificate is self-signed)`,
       `  curl -s ${base}/nowhere                # 404 NO_ROUTE as JSON`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/endpoints   # what the gateway knows`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/metrics     # Prometheus metrics`,
@@ -161,6 +170,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
     ].join('\n'),
   );
   return runUntilSignal('demo', stopAll);
+}
+
+/** The demo's HTTPS certificate for localhost / 127.0.0.1, made on the first run and kept in the state dir. */
+async function developmentCertificate(stateDir: string): Promise<{ cert: string; key: string }> {
+  const dir = join(stateDir, 'tls');
+  const files = { cert: join(dir, 'dev-cert.pem'), key: join(dir, 'dev-key.pem') };
+  if (existsSync(files.cert) && existsSync(files.key)) return files;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pair = await selfSignedCertificate(['localhost', '127.0.0.1', '::1'], 365);
+  await writeFile(files.key, pair.key, { mode: 0o600 });
+  await writeFile(files.cert, pair.cert);
+  return files;
 }
 
 function startApp(inst: DemoInstance): ChildProcess {

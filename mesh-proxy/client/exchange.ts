@@ -77,6 +77,8 @@ export class Exchange implements ForwardedRequest {
   readonly startedAt: number;
   readonly method: string;
   readonly idempotent: boolean;
+  /** The client speaks HTTP/2 (Node's compatibility layer): no connection headers, no status text. */
+  readonly h2: boolean;
   // Upstream request: filled by forwardRequestHeaders() and the router.
   headers: string[] = [];
   requestId = '';
@@ -132,6 +134,7 @@ export class Exchange implements ForwardedRequest {
     this.startedAt = performance.now();
     this.method = req.method ?? 'GET';
     this.idempotent = IDEMPOTENT.has(this.method);
+    this.h2 = req.httpVersionMajor === 2;
     this.path = req.url ?? '/';
     this.res[kExchange] = this;
     res.on('close', onResponseClose);
@@ -190,6 +193,10 @@ export class Exchange implements ForwardedRequest {
     const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
     if (this.echoRequestId) headers.push('x-request-id', this.requestId);
     if (this.hooks !== undefined) this.hooks.onResponse(this, statusCode, headers, false);
+    if (this.h2) {
+      this.res.writeHead(statusCode, headers);
+      return;
+    }
     if (this.owner.draining) headers.push('connection', 'close');
     this.res.writeHead(statusCode, statusText, headers);
   }
@@ -215,7 +222,7 @@ export class Exchange implements ForwardedRequest {
     if (!this.committed) this.statusCode = status;
     let extra: string[] | undefined;
     if (this.hooks !== undefined && !this.committed) this.hooks.onResponse(this, status, (extra = []), true);
-    sendError(this.res, status, code, message, this.requestId, this.owner.draining, extra);
+    sendError(this.res, status, code, message, this.requestId, this.owner.draining && !this.h2, extra);
     this.#finish();
   }
 
@@ -230,8 +237,9 @@ export class Exchange implements ForwardedRequest {
     const extra: string[] = [];
     if (headers !== undefined) for (const name in headers) extra.push(name, headers[name]);
     if (this.hooks !== undefined) this.hooks.onResponse(this, status, extra, true);
-    if (body === undefined && code !== undefined) sendError(this.res, status, code, message ?? code, this.requestId, this.owner.draining, extra);
-    else sendLocalReply(this.res, status, code, body ?? '', undefined, this.requestId, this.owner.draining, extra);
+    const close = this.owner.draining && !this.h2;
+    if (body === undefined && code !== undefined) sendError(this.res, status, code, message ?? code, this.requestId, close, extra);
+    else sendLocalReply(this.res, status, code, body ?? '', undefined, this.requestId, close, extra);
     this.#finish();
   }
 

@@ -65,9 +65,15 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
   let callerTimeoutMs = -1;
   let contentLength = -1;
   let grpc = false;
+  let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
+    // HTTP/2 pseudo-headers (RFC 9113 §8.3) never cross a hop; :authority stands for Host.
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
     if (INTEREST.has(name.length)) {
       const lower = name.toLowerCase();
       if (hopByHop(lower)) {
@@ -114,6 +120,14 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
     headers.push(name, value);
   }
   if (connectionTokens !== undefined) dropConnectionNamed(headers, connectionTokens);
+  // RFC 9113 §8.3.1: with both, :authority wins; an HTTP/1.1 upstream needs it as Host.
+  if (authority !== undefined) {
+    if (host === undefined) headers.push('host', authority);
+    else if (host !== authority) {
+      for (let i = 0; i < headers.length; i += 2) if (headers[i].length === 4 && headers[i].toLowerCase() === 'host') headers[i + 1] = authority;
+    }
+    host = authority;
+  }
   if (requestId === undefined) requestId = newRequestId();
   headers.push('x-request-id', requestId, 'traceparent', nextTraceparent(traceparent), TIMEOUT_HEADER, '');
   out.timeoutSlot = headers.length - 1;

@@ -2,6 +2,7 @@
 // inbound side differ only in the Router that decides where an exchange goes; in-flight tracking,
 // graceful drain, metrics and the access log live here once.
 import http from 'node:http';
+import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
 import type { Logger } from '../observe/log.ts';
@@ -25,7 +26,7 @@ export interface ProxyListenerOptions {
 }
 
 /** Any server that emits node:http-style 'request' events: http, https, or http2 with allowHTTP1. */
-export type RequestServer = http.Server | import('node:https').Server;
+export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer;
 
 const PLAIN_SERVER_OPTIONS: http.ServerOptions = { keepAliveTimeout: 65_000, requireHostHeader: true };
 
@@ -33,6 +34,8 @@ export class ProxyListener implements ExchangeOwner {
   /** The first server passed to listen() (or created by it). */
   server: RequestServer;
   readonly #servers: RequestServer[] = [];
+  /** HTTP/2 sessions: drained with GOAWAY, which closeIdleConnections() knows nothing of. */
+  readonly #sessions = new Set<ServerHttp2Session>();
   readonly #o: ProxyListenerOptions;
   readonly #unrouted: RequestSeries;
   readonly #onRequestBound = (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res);
@@ -77,6 +80,11 @@ export class ProxyListener implements ExchangeOwner {
   #attach(srv: RequestServer): void {
     this.#servers.push(srv);
     srv.on('request', this.#onRequestBound);
+    srv.on('session', (session: ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      if (this.#draining) session.close();
+    });
     // Node answers malformed requests (bad framing, smuggling attempts, oversized headers) with
     // 400/431 and closes; record them so they are visible.
     srv.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -92,10 +100,13 @@ export class ProxyListener implements ExchangeOwner {
   async close(drainMs: number): Promise<void> {
     this.#draining = true;
     const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const s of this.#servers) s.closeIdleConnections();
+    for (const s of this.#servers) (s as http.Server).closeIdleConnections?.();
+    // GOAWAY: the client opens no new streams here; those in flight finish.
+    for (const session of this.#sessions) session.close();
     const deadline = Date.now() + drainMs;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.#servers) s.closeAllConnections();
+    for (const s of this.#servers) (s as http.Server).closeAllConnections?.();
+    for (const session of this.#sessions) session.destroy();
     await Promise.all(closed);
   }
 
@@ -103,8 +114,11 @@ export class ProxyListener implements ExchangeOwner {
     this.#inflight++;
     const ex = new Exchange(req, res, this);
     const edge = this.#o.edge;
-    forwardRequestHeaders(req.rawHeaders, edge ? (req.socket.remoteAddress ?? '') : null, 'http', ex);
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    forwardRequestHeaders(req.rawHeaders, edge ? (req.socket.remoteAddress ?? '') : null, tls ? 'https' : 'http', ex);
     ex.echoRequestId = edge;
+    // An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed).
+    if (ex.h2 && !ex.hasBody && (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false) ex.hasBody = true;
     if (ex.badRequest !== undefined) {
       ex.fail('BAD_REQUEST', ex.badRequest);
       return;

@@ -30,7 +30,10 @@ export class Metrics {
     });
   }
 
+  /** A counter, or the one already registered under that name (two subsystems may share one). */
   counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing !== undefined) return existing as Counter<L>;
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 }

@@ -9,7 +9,7 @@ import { MeshgateProcess, tempDir } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/ports.ts';
 
 /** Every port the demo binds, before the offset (bin/commands/demo.ts). */
-const DEMO_PORTS = [8080, 9901, 3001, 3002, 3003, 4140, 4143, 4191, 4240, 4243, 4291, 4340, 4343, 4391];
+const DEMO_PORTS = [8080, 8443, 9901, 3001, 3002, 3003, 4140, 4143, 4191, 4240, 4243, 4291, 4340, 4343, 4391];
 const APP_PORTS = [3001, 3002, 3003];
 
 interface Reply {
@@ -209,6 +209,30 @@ describe('meshgate demo', () => {
     const body = JSON.parse(r.text) as { error: { code: string; message: string; requestId: string } };
     assert.equal(body.error.code, 'NO_ROUTE');
     assert.equal(body.error.requestId, r.headers['x-request-id']);
+  });
+
+  test('HTTPS on 8443+offset with the development certificate: HTTP/2 by ALPN, kept across runs', async () => {
+    const http2 = await import('node:http2');
+    const session = http2.connect(`https://127.0.0.1:${8443 + offset}`, { rejectUnauthorized: false });
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({ ':path': '/catalog/items' });
+        let status = 0;
+        let body = '';
+        s.on('response', (h) => (status = Number(h[':status'])));
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => (body += c));
+        s.on('end', () => resolve({ status, body }));
+        s.on('error', reject);
+        s.end();
+      });
+      assert.equal(status, 200);
+      assert.ok(JSON.parse(body).items, body);
+      assert.equal(session.alpnProtocol, 'h2');
+    } finally {
+      session.close();
+    }
+    assert.ok(existsSync(`${dir}/tls/dev-cert.pem`) && existsSync(`${dir}/tls/dev-key.pem`), 'the certificate is kept in the state directory');
   });
 
   test('the gateway admin API answers on 9901+offset', async () => {
