@@ -111,10 +111,11 @@ export class PluginContext implements RequestContext, ResponseContext, LogContex
       const k = h[i];
       if (k.length === lower.length && k.toLowerCase() === lower) {
         h.splice(i, 2);
-        if (ex.timeoutSlot > i) ex.timeoutSlot -= 2;
-        else if (ex.timeoutSlot === i + 1) ex.timeoutSlot = -1;
-        if (ex.grpcTimeoutSlot > i) ex.grpcTimeoutSlot -= 2;
-        else if (ex.grpcTimeoutSlot === i + 1) ex.grpcTimeoutSlot = -1;
+        // The removed pair's own value slot first: it is also "> i".
+        if (ex.timeoutSlot === i + 1) ex.timeoutSlot = -1;
+        else if (ex.timeoutSlot > i) ex.timeoutSlot -= 2;
+        if (ex.grpcTimeoutSlot === i + 1) ex.grpcTimeoutSlot = -1;
+        else if (ex.grpcTimeoutSlot > i) ex.grpcTimeoutSlot -= 2;
       } else i += 2;
     }
   }
