@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { MeshgateProcess, runCli, tempDir, writeConfig } from '../helpers/cli.ts';
 import { cleanEnv } from '../helpers/env.ts';
 import { call, startInstance, stopAll, type Instance } from '../helpers/mesh.ts';
+import { metricValue } from '../helpers/metrics.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { RedisServer } from '../helpers/redis-server.ts';
 
@@ -22,14 +23,6 @@ let gw: MeshgateProcess;
 let base: string;
 let admin: string;
 const dir = tempDir();
-
-/** A metric's value from the admin API's /metrics (0 when the series does not exist yet). */
-export async function metricValue(adminUrl: string, name: string, labels: Record<string, string>): Promise<number> {
-  const text = (await call(`${adminUrl}/metrics`)).body;
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && want.every((w) => l.includes(w)));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
-}
 
 function tryConnect(port: number): Promise<string> {
   return new Promise((resolve) => {
