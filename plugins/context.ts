@@ -13,7 +13,9 @@ export interface RequestInfo {
   readonly identity: string | undefined;
 }
 
-const NO_HEADERS: string[] = [];
+// Outside the response phase there are no response headers to edit; frozen, so a misplaced
+// setResponseHeader throws (and is reported) instead of leaking into every other request.
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
 
 function indexOf(list: readonly string[], name: string): number {
   const n = name.length;

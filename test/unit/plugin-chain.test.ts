@@ -301,3 +301,35 @@ describe('header edits keep the deadline slots right', () => {
     assert.equal(ex.headers[ex.timeoutSlot - 1], 'x-meshgate-timeout-ms');
   });
 });
+
+describe('response headers outside the response phase', () => {
+  test('setResponseHeader in onLog is a plugin error, not a header leaking into other requests', async () => {
+    const leaky = definePlugin({
+      name: 'leaky',
+      schema: Type.Object({}),
+      create: () => ({
+        onLog(ctx) {
+          ctx.setResponseHeader('x-leak', 'yes');
+        },
+        onResponse(ctx) {
+          calls.push(`leaky:onResponse:${ctx.responseHeader('x-leak') ?? 'none'}`);
+        },
+      }),
+    }) as PluginDefinition;
+    const metrics = pluginChainMetrics(new Registry());
+    const set = await compileChains({
+      file: 'test.yaml', place: 'edge', registry: new Map([['leaky', leaky]]), global: [], globalPath: 'plugins.global',
+      services: {}, servicesPath: 'plugins.services', targets: [{ route: 'r1', service: 'svc', entries: [{ leaky: {} }], path: 'routes[0].plugins' }],
+      log: silent, metrics, rateLimits: new MemoryRateLimits(), baseDir: process.cwd(),
+    });
+    calls = [];
+    for (let i = 0; i < 2; i++) {
+      const ex = new FakeExchange([]);
+      await new Promise<void>((resolve) => set.chains.get('r1')!.run(ex as unknown as Exchange, { path: '/', query: '', host: 'h', identity: undefined }, { proceed: () => resolve() }));
+      ex.upstreamAnswer(200);
+    }
+    await set.close();
+    assert.deepEqual(calls, ['leaky:onResponse:none', 'leaky:onResponse:none']);
+    assert.equal((await metrics.errors.get()).values[0]?.value, 2);
+  });
+});
