@@ -9,7 +9,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Exchange } from '../../mesh-proxy/client/exchange.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
-import { definePlugin, type PluginDefinition } from '../../plugins/api.ts';
+import { definePlugin, type PluginDefinition, type ResponseContext } from '../../plugins/api.ts';
 import { pluginChainMetrics, type PluginChainMetrics } from '../../plugins/chain-metrics.ts';
 import { compileChains, type PluginEntry } from '../../plugins/compile.ts';
 import type { PluginContext } from '../../plugins/context.ts';
@@ -309,7 +309,8 @@ describe('response headers outside the response phase', () => {
       schema: Type.Object({}),
       create: () => ({
         onLog(ctx) {
-          ctx.setResponseHeader('x-leak', 'yes');
+          // The types forbid it; a JavaScript plugin (or one keeping its ResponseContext) can still.
+          (ctx as unknown as ResponseContext).setResponseHeader('x-leak', 'yes');
         },
         onResponse(ctx) {
           calls.push(`leaky:onResponse:${ctx.responseHeader('x-leak') ?? 'none'}`);
