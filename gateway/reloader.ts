@@ -3,6 +3,7 @@
 // built, and only then swapped in. An invalid file or plugin is rejected with the same detail as at
 // start (file, path, expectation) and the running snapshot keeps serving. Listener, store, node and
 // service-policy changes need a restart; a reload says so rather than half-applying them.
+import { readFile } from 'node:fs/promises';
 import { loadGatewayConfig } from '../config/load.ts';
 import { ConfigError } from '../config/errors.ts';
 import { ConfigWatcher } from '../config/watch.ts';
@@ -74,6 +75,11 @@ export class Reloader {
     const log = this.#o.log;
     let next: GatewaySnapshot;
     try {
+      // An empty file is a valid config with no routes, but at reload it is far more likely an
+      // editor's truncate-then-write caught half way: swapping it in would answer 404 to everything.
+      if ((await readFile(this.#o.file, 'utf8').catch(() => 'unreadable')).trim() === '') {
+        throw new ConfigError('CONFIG_INVALID', this.#o.file, [{ path: '', message: 'the file is empty (a reload never empties the route table; restart to run with no config)' }]);
+      }
       const config = await loadGatewayConfig(this.#o.file);
       next = await this.#o.build(config);
     } catch (err) {

@@ -194,6 +194,12 @@ describe('hot reload of a watched config and plugin dir under steady load', () =
         issue: /^routez: unknown key/,
       },
       {
+        what: 'an emptied config file (a truncate-then-write caught half way)',
+        breakIt: () => writeFileSync(gw.file, ''),
+        fixIt: () => gw.write([{ mark: {} }, { stamp: { value: 'b' } }]),
+        issue: /the file is empty/,
+      },
+      {
         what: 'syntax error in a .ts plugin',
         breakIt: () => put(join(gw.pluginDir, 'stamp.ts'), 'export default definePlugin({ name: ;\n'),
         fixIt: () => put(join(gw.pluginDir, 'stamp.ts'), stampTs('v2')),
