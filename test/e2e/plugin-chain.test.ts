@@ -46,9 +46,10 @@ before(async () => {
     admin: { address: '127.0.0.1', port: adminPort },
     discovery: { resync: '500ms', stateDir: dir },
     log: { level: 'info', access: false },
-    services: { app: {} },
+    services: { app: {}, ghost: {} },
     plugins: { dir: FIXTURES },
     routes: [
+      { name: 'ghost', match: { pathPrefix: '/ghost' }, service: 'ghost', plugins: [{ gate: {} }] },
       { name: 'main', match: { pathPrefix: '/main' }, service: 'app', timeout: '5s', plugins: [{ boom: {} }, { strip: { header: 'x-drop' } }, { gate: {} }] },
       { name: 'dry', match: { pathPrefix: '/dry' }, service: 'app', plugins: [{ gate: {}, dryRun: true }] },
     ],
@@ -102,6 +103,13 @@ describe('chain behaviour through a real gateway', () => {
     assert.ok((await metricValue(admin, 'meshgate_plugin_replies_total', { plugin: 'gate', route: 'main', code: 'GATE_DENIED' })) >= 1);
   });
 
+  test('a mesh error (503 NO_ENDPOINTS) also carries the staged header', async () => {
+    const r = await call(`${base}/ghost/x`);
+    assert.equal(r.status, 503, r.body);
+    assert.equal(r.headers['x-meshgate-error'], 'NO_ENDPOINTS');
+    assert.equal(r.headers['x-gate'], 'seen');
+  });
+
   test('the upstream gets a correct deadline header after a plugin removed a header before it', async () => {
     const r = await call(`${base}/main/deadline`, { headers: { 'x-drop': 'secret', 'x-keep': 'yes' } });
     assert.equal(r.status, 200, r.body);
@@ -126,7 +134,7 @@ describe('chain behaviour through a real gateway', () => {
 
   test('the admin API lists each route\'s chain', async () => {
     const v = (await call(`${admin}/routes`)).json<{ routes: Array<{ name: string; plugins: string[] }> }>();
-    assert.deepEqual(v.routes.map((r) => [r.name, r.plugins]), [['main', ['boom', 'strip', 'gate']], ['dry', ['gate (dry-run)']]]);
+    assert.deepEqual(v.routes.map((r) => [r.name, r.plugins]), [['ghost', ['gate']], ['main', ['boom', 'strip', 'gate']], ['dry', ['gate (dry-run)']]]);
   });
 });
 
