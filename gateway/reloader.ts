@@ -74,6 +74,9 @@ export class Reloader {
   async #reload(trigger: string): Promise<ReloadResult> {
     const log = this.#o.log;
     let next: GatewaySnapshot;
+    // What the files looked like before loading them: a change made while this reload runs must
+    // still differ from what the watcher records as seen, so its next poll reloads again.
+    const seen = await this.#watcher?.read();
     try {
       // An empty file is a valid config with no routes, but at reload it is far more likely an
       // editor's truncate-then-write caught half way: swapping it in would answer 404 to everything.
@@ -87,14 +90,14 @@ export class Reloader {
       const issues = err instanceof ConfigError ? err.issues : undefined;
       const message = (err as Error).message ?? String(err);
       log.error({ trigger, error: message }, 'configuration reload rejected; the running configuration keeps serving');
-      await this.#watcher?.sync();
+      if (seen !== undefined) this.#watcher?.mark(seen);
       return { applied: false, error: message, issues };
     }
     const prev = this.#o.current();
     const needsRestart = RESTART_SECTIONS.filter((k) => JSON.stringify(prev.config[k as keyof GatewayConfig]) !== JSON.stringify(next.config[k as keyof GatewayConfig]));
     this.#o.swap(next);
     this.#o.reloads.inc({ result: 'applied' });
-    await this.#watcher?.sync();
+    if (seen !== undefined) this.#watcher?.mark(seen);
     log.info({ trigger, routes: next.config.routes.length, plugins: next.chains.chains.size }, 'configuration reloaded');
     if (needsRestart.length > 0) log.warn({ sections: needsRestart }, 'these sections changed but take effect only after a restart');
     return { applied: true, needsRestart };
