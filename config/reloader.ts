@@ -3,6 +3,7 @@
 // exactly as at start, a new snapshot is built, and only then swapped in. An invalid file or plugin
 // is rejected with the same detail as at start (file, path, expectation) and the running snapshot
 // keeps serving. Sections that need a restart (listeners, store …) are named, not half-applied.
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { ConfigError } from './errors.ts';
@@ -74,7 +75,15 @@ export class Reloader<C, S extends Snapshot<C>> {
   async #reload(trigger: string): Promise<ReloadResult> {
     const log = this.#o.log;
     let next: S;
+    // What the files looked like before loading them: a change made while this reload runs must
+    // still differ from what the watcher records as seen, so its next poll reloads again.
+    const seen = await this.#watcher?.read();
     try {
+      // An empty file is a valid config with no routes, but at reload it is far more likely an
+      // editor's truncate-then-write caught half way: swapping it in would answer 404 to everything.
+      if ((await readFile(this.#o.file, 'utf8').catch(() => 'unreadable')).trim() === '') {
+        throw new ConfigError('CONFIG_INVALID', this.#o.file, [{ path: '', message: 'the file is empty (a reload never empties the route table; restart to run with no config)' }]);
+      }
       const config = await this.#o.load(this.#o.file);
       next = await this.#o.build(config);
     } catch (err) {
@@ -82,14 +91,14 @@ export class Reloader<C, S extends Snapshot<C>> {
       const issues = err instanceof ConfigError ? err.issues : undefined;
       const message = (err as Error).message ?? String(err);
       log.error({ trigger, error: message }, 'configuration reload rejected; the running configuration keeps serving');
-      await this.#watcher?.sync();
+      if (seen !== undefined) this.#watcher?.mark(seen);
       return { applied: false, error: message, issues };
     }
     const prev = this.#o.current();
     const needsRestart = this.#o.restartSections.filter((k) => JSON.stringify(prev.config[k]) !== JSON.stringify(next.config[k]));
     this.#o.swap(next);
     this.#o.reloads.inc({ result: 'applied' });
-    await this.#watcher?.sync();
+    if (seen !== undefined) this.#watcher?.mark(seen);
     log.info({ trigger }, 'configuration reloaded');
     if (needsRestart.length > 0) log.warn({ sections: needsRestart }, 'these sections changed but take effect only after a restart');
     return { applied: true, needsRestart };

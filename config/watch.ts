@@ -28,9 +28,17 @@ export class ConfigWatcher {
     this.#timer.unref();
   }
 
-  /** Records the current state as seen (after a reload triggered some other way). */
-  async sync(): Promise<void> {
-    this.#stamp = await this.#read();
+  /** The current state, to be read before a reload starts loading files. */
+  read(): Promise<string> {
+    return this.#read();
+  }
+
+  /**
+   * Records a state read with read() as seen, after a reload triggered some other way. Reading it
+   * again after the reload would swallow a change made while the reload was loading files.
+   */
+  mark(stamp: string): void {
+    this.#stamp = stamp;
   }
 
   stop(): void {

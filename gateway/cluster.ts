@@ -21,7 +21,7 @@ const RESTART_DELAY_MS = 1000;
 interface Message {
   type?: string;
   id?: number;
-  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes' | 'identity'>;
+  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes' | 'identity'> | 'reload';
   body?: unknown;
 }
 
@@ -89,15 +89,15 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   for (let i = 0; i < workers; i++) fork();
 
   const aggregator = new AggregatorRegistry();
-  const askWorker = (view: NonNullable<Message['view']>): Promise<unknown> => {
-    const w = Object.values(cluster.workers ?? {}).find((x) => x && ready.has(x.id));
+  const readyWorkers = () => Object.values(cluster.workers ?? {}).filter((x): x is Worker => x !== undefined && ready.has(x.id));
+  const askWorker = (view: NonNullable<Message['view']>, w: Worker | undefined = readyWorkers()[0], timeoutMs = 2000): Promise<unknown> => {
     if (!w) return Promise.resolve({ error: { code: 'NOT_READY', message: 'no gateway worker is ready' } });
     const id = ++nextId;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         pending.delete(id);
         resolve({ error: { code: 'WORKER_TIMEOUT', message: 'the worker did not answer' } });
-      }, 2000);
+      }, timeoutMs);
       pending.set(id, (body) => {
         clearTimeout(timer);
         resolve(body);
@@ -112,6 +112,12 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   });
   admin.get('/endpoints', () => askWorker('endpoints'));
   admin.get('/routes', () => askWorker('routes'));
+  // Every worker reloads its own snapshot; the answer says how each fared.
+  admin.post('/reload', async (_req, reply) => {
+    const results = (await Promise.all(readyWorkers().map((w) => askWorker('reload', w, 30_000)))) as Array<{ applied?: boolean }>;
+    const applied = results.length > 0 && results.every((r) => r.applied === true);
+    return reply.code(applied ? 200 : 400).send({ applied, workers: results });
+  });
   // Each worker holds its own mesh identity (same SPIFFE id, its own certificate): one answers.
   admin.get('/identity', async (_req, reply) => (await askWorker('identity')) ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
@@ -157,7 +163,10 @@ export async function startClusterWorker(config: GatewayConfig, configFile?: str
   AggregatorRegistry.setRegistries([metrics.registry]);
   const gw = await startGatewayCore(config, { log, metrics, configFile });
   process.on('message', (m: Message) => {
-    if (m?.type === VIEW_REQ && m.id !== undefined && m.view) process.send?.({ type: VIEW_RES, id: m.id, body: gw.views[m.view]() } satisfies Message);
+    if (m?.type !== VIEW_REQ || m.id === undefined || !m.view) return;
+    const id = m.id;
+    if (m.view === 'reload') void gw.reload().then((body) => process.send?.({ type: VIEW_RES, id, body } satisfies Message));
+    else process.send?.({ type: VIEW_RES, id, body: gw.views[m.view]() } satisfies Message);
   });
   process.send?.({ type: READY } satisfies Message);
   return {

@@ -13,7 +13,9 @@ export interface RequestInfo {
   readonly identity: string | undefined;
 }
 
-const NO_HEADERS: string[] = [];
+// Outside the response phase there are no response headers to edit; frozen, so a misplaced
+// setResponseHeader throws (and is reported) instead of leaking into every other request.
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
 
 function indexOf(list: readonly string[], name: string): number {
   const n = name.length;
@@ -111,10 +113,11 @@ export class PluginContext implements RequestContext, ResponseContext, LogContex
       const k = h[i];
       if (k.length === lower.length && k.toLowerCase() === lower) {
         h.splice(i, 2);
-        if (ex.timeoutSlot > i) ex.timeoutSlot -= 2;
-        else if (ex.timeoutSlot === i + 1) ex.timeoutSlot = -1;
-        if (ex.grpcTimeoutSlot > i) ex.grpcTimeoutSlot -= 2;
-        else if (ex.grpcTimeoutSlot === i + 1) ex.grpcTimeoutSlot = -1;
+        // The removed pair's own value slot first: it is also "> i".
+        if (ex.timeoutSlot === i + 1) ex.timeoutSlot = -1;
+        else if (ex.timeoutSlot > i) ex.timeoutSlot -= 2;
+        if (ex.grpcTimeoutSlot === i + 1) ex.grpcTimeoutSlot = -1;
+        else if (ex.grpcTimeoutSlot > i) ex.grpcTimeoutSlot -= 2;
       } else i += 2;
     }
   }

@@ -64,7 +64,10 @@ async function importPlugin(file: string): Promise<PluginDefinition> {
   } catch (err) {
     throw new PluginError('PLUGIN_LOAD_FAILED', `${file}: cannot load the plugin: ${(err as Error).message?.split('\n')[0] ?? err}`, [], { cause: err });
   }
-  const def = mod.default as Partial<PluginDefinition> | undefined;
+  let def = mod.default as Partial<PluginDefinition> | undefined;
+  // A .ts file outside a "type": "module" package compiles to CommonJS: its default export then
+  // arrives as module.exports.default.
+  if (def !== null && typeof def === 'object' && !('create' in def) && 'default' in def) def = (def as { default?: Partial<PluginDefinition> }).default;
   if (def === undefined || typeof def !== 'object' || typeof def.name !== 'string' || typeof def.create !== 'function' || typeof def.schema !== 'object') {
     throw new PluginError('PLUGIN_INVALID', `${file}: the default export must be a plugin made with definePlugin({ name, schema, create })`);
   }

@@ -75,6 +75,16 @@ test('two workers share the listener; the primary sums their metrics and serves 
   assert.deepEqual(routes.routes.map((r) => r.name), ['catalog']);
 });
 
+test('POST /reload on the primary reloads every worker and reports each', async () => {
+  const res = await fetch(`${admin}/reload`, { method: 'POST' });
+  const body = (await res.json()) as { applied: boolean; workers: Array<{ applied: boolean }> };
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.applied, true);
+  assert.equal(body.workers.length, 2);
+  assert.ok(body.workers.every((w) => w.applied));
+  assert.equal(await getFresh('/items'), 200);
+});
+
 function workerPids(): number[] {
   const r = spawnSync('pgrep', ['-P', String(gw.child.pid)], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean).map(Number);

@@ -76,7 +76,7 @@ describe('defaults', () => {
       assert.deepEqual(c, {
         node: { name: 'gateway', dc: 'local', zone: '' },
         store: { kind: 'memory', keyPrefix: 'meshgate:', connectTimeout: '2s', commandTimeout: '1s' },
-        listeners: { http: { address: '0.0.0.0', port: 8080 } },
+        listeners: { http: { address: '0.0.0.0', port: 8080, redirectToHttps: false } },
         admin: { address: '127.0.0.1', port: 9901 },
         discovery: { resync: '5s', reconnectGrace: '10s', stateDir: '.meshgate/state' },
         log: { level: 'info', access: true },
@@ -138,7 +138,7 @@ describe('defaults', () => {
     );
     assert.equal(c.node.name, 'edge-7');
     assert.equal(c.node.dc, 'eu1');
-    assert.deepEqual(c.listeners.http, { address: '127.0.0.1', port: 0 });
+    assert.deepEqual(c.listeners.http, { address: '127.0.0.1', port: 0, redirectToHttps: false });
     assert.deepEqual(c.log, { level: 'debug', access: false });
   });
 
