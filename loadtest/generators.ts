@@ -67,6 +67,28 @@ function toMs(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 }
 
+/**
+ * HTTP/2 load with h2load (Debian's nghttp2-client): `connections` TLS connections with `streams`
+ * concurrent streams each, for `seconds`. Percentiles come from its per-request log file.
+ */
+export async function generateH2(core: number, url: string, connections: number, streams: number, seconds: number, logFile: string): Promise<RunStats> {
+  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '-D', String(seconds), '-t', '1', '--log-file', logFile, url]);
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
+  const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const errors = (failed ? Number(failed[1]) + Number(failed[2]) + Number(failed[3]) : 0) + (codes ? Number(codes[3]) + Number(codes[4]) : 0);
+  const { readFileSync, rmSync } = await import('node:fs');
+  const log = readFileSync(logFile, 'utf8');
+  rmSync(logFile, { force: true });
+  const durations = log
+    .split('\n')
+    .map((l) => Number(l.split('\t')[2]) / 1000)
+    .filter((d) => Number.isFinite(d))
+    .sort((a, b) => a - b);
+  const at = (q: number) => durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] ?? NaN;
+  return { rps, p50: at(0.5), p99: at(0.99), max: durations.at(-1) ?? NaN, errors };
+}
+
 export function parseWrk(out: string): RunStats {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');

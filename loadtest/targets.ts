@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { buildIsFresh, ROOT } from '../bin/entry.js';
 import { startNginx } from './nginx.ts';
 import { startPinned, which, type Pinned } from './proc.ts';
+import { benchCertificate, httpsOk } from './tls.ts';
 
 export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer';
 
@@ -13,6 +14,8 @@ export interface Target {
   name: string;
   kind: TargetKind;
   port: number;
+  /** https targets are driven over TLS (and HTTP/2 where the scenario says so). */
+  scheme?: 'https';
   /** Starts the proxy pinned to `core`; null for "direct". */
   start(core: number, upstreamPorts: number[], workDir: string): Promise<Pinned | null>;
 }
@@ -25,12 +28,14 @@ async function httpOk(port: number): Promise<boolean> {
   return res?.status === 200;
 }
 
-function node(name: string, kind: TargetKind, port: number, file: string, extraEnv: Record<string, string> = {}): Target {
+function node(name: string, kind: TargetKind, port: number, file: string, extraEnv: Record<string, string> = {}, tls = false): Target {
   return {
     name,
     kind,
     port,
-    start: (core, upstreamPorts, workDir) => {
+    ...(tls ? { scheme: 'https' as const } : {}),
+    start: async (core, upstreamPorts, workDir) => {
+      const cert = tls ? await benchCertificate(workDir) : undefined;
       // meshgate runs from its compiled build when that is current, as an installed meshgate does.
       const built = file.endsWith('.ts') && buildIsFresh() ? join(ROOT, 'dist', 'loadtest', file.replace(/^\.\//, '').replace(/\.ts$/, '.js')) : undefined;
       const args = built ? [built] : file.endsWith('.ts') ? ['--import', 'tsx', here(file)] : [here(file)];
@@ -41,10 +46,11 @@ function node(name: string, kind: TargetKind, port: number, file: string, extraE
           UPSTREAM_PORTS: upstreamPorts.join(','),
           ADMIN_PORT: String(port + 1),
           STATE_DIR: workDir,
+          ...(cert ? { TLS_CERT: cert.cert, TLS_KEY: cert.key } : {}),
           ...extraEnv,
         },
         ipc: true,
-        ready: () => httpOk(port),
+        ready: () => (tls ? httpsOk(port) : httpOk(port)),
       });
     },
   };
@@ -80,6 +86,78 @@ export function allTargets(basePort: number): Target[] {
   if (which('nginx')) t.push(nginx(basePort + 50));
   if (which('haproxy')) t.push(haproxy(basePort + 60));
   return t;
+}
+
+/**
+ * Scenario tls-h2: TLS + HTTP/2 at the edge to an HTTP/1.1 upstream. Upstream pools are sized for
+ * the streams in flight (50 connections × 10 streams), as each peer's docs advise.
+ */
+export function tlsH2Targets(basePort: number): Target[] {
+  const t: Target[] = [
+    node('meshgate', 'meshgate', basePort, './servers/meshgate-edge.ts', { POOL: '512' }, true),
+    node('fastify (http2) + @fastify/http-proxy', 'node-peer', basePort + 20, './servers/fastify-h2-proxy.mjs', {}, true),
+  ];
+  if (which('nginx')) t.push(nginxH2(basePort + 50));
+  if (which('haproxy')) t.push(haproxyH2(basePort + 60));
+  return t;
+}
+
+function nginxH2(port: number): Target {
+  return {
+    name: 'nginx',
+    kind: 'native-peer',
+    port,
+    scheme: 'https',
+    start: async (core, [upstreamPort], workDir) => {
+      const cert = await benchCertificate(workDir);
+      return startNginx(
+        core,
+        join(workDir, 'nginx-h2'),
+        `  upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 512; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${cert.cert}; ssl_certificate_key ${cert.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_concurrent_streams 256;
+    keepalive_requests 1000000;
+    location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }`,
+        () => httpsOk(port),
+      );
+    },
+  };
+}
+
+function haproxyH2(port: number): Target {
+  return {
+    name: 'HAProxy',
+    kind: 'native-peer',
+    port,
+    scheme: 'https',
+    start: async (core, [upstreamPort], workDir) => {
+      const cert = await benchCertificate(workDir);
+      const conf = join(workDir, 'haproxy-h2.cfg');
+      writeFileSync(
+        conf,
+        `global
+  nbthread 1
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend bench_in
+  bind 127.0.0.1:${port} ssl crt ${cert.bundle} alpn h2,http/1.1
+  default_backend bench
+backend bench
+  server s1 127.0.0.1:${upstreamPort} maxconn 1000
+`,
+      );
+      return startPinned(core, 'haproxy', ['-f', conf, '-db'], { ready: () => httpsOk(port) });
+    },
+  };
 }
 
 function nginx(port: number): Target {

@@ -29,6 +29,8 @@ export async function createEdgeHttps(c: HttpsConfig, baseDir: string, log: Logg
     ...certificates.defaultPem,
     SNICallback: certificates.sni,
     allowHTTP1: true,
+    // Small frames go out at once: Nagle plus delayed ACKs would hold responses for tens of ms.
+    noDelay: true,
     ALPNProtocols: c.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     // Streams one client may have open at once: bounds what one connection can queue on us.
     settings: { maxConcurrentStreams: 256 },

@@ -11,11 +11,17 @@ for (const [i, port] of ports.entries()) {
 }
 const config = buildGatewayConfig(
   {
-    listeners: { http: { address: '127.0.0.1', port: Number(process.env.PORT) } },
+    // TLS_CERT set: HTTPS (HTTP/2 and HTTP/1.1) on PORT, plain HTTP two ports up.
+    listeners: process.env.TLS_CERT
+      ? {
+          http: { address: '127.0.0.1', port: Number(process.env.PORT) + 2 },
+          https: { address: '127.0.0.1', port: Number(process.env.PORT), certificates: [{ cert: process.env.TLS_CERT, key: process.env.TLS_KEY! }] },
+        }
+      : { http: { address: '127.0.0.1', port: Number(process.env.PORT) } },
     admin: { port: Number(process.env.ADMIN_PORT) },
     discovery: { stateDir: process.env.STATE_DIR ?? '/tmp/meshgate-loadtest' },
     log: { level: 'warn', access: process.env.ACCESS_LOG === '1' },
-    services: { bench: { balancer: (process.env.BALANCER ?? 'p2c-ewma') as 'p2c-ewma' } },
+    services: { bench: { balancer: (process.env.BALANCER ?? 'p2c-ewma') as 'p2c-ewma', ...(process.env.POOL ? { pool: { connections: Number(process.env.POOL) } } : {}) } },
     routes: [{ name: 'bench', match: { pathPrefix: '/' }, service: 'bench' }],
   },
   'loadtest:meshgate-edge',
