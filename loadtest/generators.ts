@@ -21,15 +21,21 @@ export function pickGenerator(): GeneratorName {
   return which('wrk') ? 'wrk' : 'autocannon';
 }
 
-function run(core: number, cmd: string, args: string[]): Promise<string> {
+/** Runs a generator pinned to `core`; killed (and reported as failed) after `timeoutMs`. */
+function run(core: number, cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
   const [file, argv] = HAS_TASKSET ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} failed (${code}): ${err.slice(-400)}`))));
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} failed (${signal ?? code}): ${err.slice(-400)}`));
+    });
   });
 }
 
@@ -72,7 +78,9 @@ function toMs(v: string): number {
  * concurrent streams each, for `seconds`. Percentiles come from its per-request log file.
  */
 export async function generateH2(core: number, url: string, connections: number, streams: number, seconds: number, logFile: string): Promise<RunStats> {
-  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '-D', String(seconds), '-t', '1', '--log-file', logFile, url]);
+  // --warm-up-time: connections and JIT warm up inside the same run (a separate short -D run on a
+  // cold server can leave h2load waiting at its end); the hard timeout bounds any such wait.
+  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '--warm-up-time', '1', '-D', String(seconds), '-t', '1', '--log-file', logFile, url], (seconds + 20) * 1000);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);

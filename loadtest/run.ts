@@ -143,7 +143,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
       const url = `${t.scheme ?? 'http'}://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}/bench`;
       const load = (secs: number) =>
         s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`)) : generate(gen, LOAD_CORE, url, conns, secs, s.rate);
-      await load(warmupSeconds);
+      if (s.h2Streams === undefined) await load(warmupSeconds); // h2load warms up within its run
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
       const t0 = performance.now();
