@@ -1,0 +1,139 @@
+// Global rate limits through a real redis-server: two gateway processes share one limit exactly,
+// the Lua script agrees with the in-memory GCRA, and when Redis dies fail-closed answers 503 while
+// fail-open falls back to each process's local limiter; when it returns, limits are global again.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { createStore } from '../../mesh-proxy/store/create-store.ts';
+import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
+import { createLogger } from '../../mesh-proxy/observe/log.ts';
+import type { Store } from '../../mesh-proxy/store/types.ts';
+import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
+import { cleanEnv } from '../helpers/env.ts';
+import { freePort, waitFor } from '../helpers/ports.ts';
+import { RedisServer } from '../helpers/redis-server.ts';
+import { startApp, type TestApp } from '../helpers/upstream.ts';
+
+const N = 20;
+let redis: RedisServer;
+let app: TestApp;
+const procs: MeshgateProcess[] = [];
+const gateways: string[] = [];
+
+async function get(base: string, path: string): Promise<{ status: number; code?: string; headers: Record<string, unknown> }> {
+  const res = await request(`${base}${path}`);
+  const text = await res.body.text();
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+  } catch {
+    code = undefined;
+  }
+  return { status: res.statusCode, code, headers: res.headers };
+}
+
+before(async () => {
+  redis = await RedisServer.start();
+  app = await startApp('app');
+  const dir = tempDir('meshgate-e2e-ratelimit-');
+  const store = { kind: 'redis', url: redis.url, commandTimeout: '300ms' };
+  const discovery = { resync: '500ms', stateDir: dir };
+  const [inbound, outbound, scAdmin] = [await freePort(), await freePort(), await freePort()];
+  const scFile = writeConfig(dir, 'app.yaml', {
+    node: { service: 'app', instance: 'app-1' },
+    app: { address: '127.0.0.1', port: app.port },
+    inbound: { address: '127.0.0.1', port: inbound },
+    outbound: { address: '127.0.0.1', port: outbound },
+    admin: { address: '127.0.0.1', port: scAdmin },
+    store,
+    registration: { ttl: '10s', heartbeat: '1s' },
+    discovery,
+    log: { level: 'warn', access: false },
+  });
+  const sidecar = new MeshgateProcess(['proxy', '--config', scFile], cleanEnv('warn'));
+  procs.push(sidecar);
+  const admins: string[] = [];
+  for (const name of ['edge-1', 'edge-2']) {
+    const [httpPort, adminPort] = [await freePort(), await freePort()];
+    const file = writeConfig(dir, `${name}.yaml`, {
+      node: { name },
+      store,
+      listeners: { http: { address: '127.0.0.1', port: httpPort } },
+      admin: { address: '127.0.0.1', port: adminPort },
+      discovery: { ...discovery, stateDir: `${dir}/${name}` },
+      log: { level: 'warn', access: false },
+      services: { app: {} },
+      routes: [
+        { name: 'closed', match: { pathPrefix: '/closed' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: N, per: '1h' }], whenStoreDown: 'fail-closed' } }] },
+        { name: 'open', match: { pathPrefix: '/open' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: 5, per: '1h' }], whenStoreDown: 'fail-open' } }] },
+      ],
+    });
+    const gw = new MeshgateProcess(['gateway', '--config', file], cleanEnv('warn'));
+    procs.push(gw);
+    gateways.push(`http://127.0.0.1:${httpPort}`);
+    admins.push(`http://127.0.0.1:${adminPort}`);
+  }
+  await Promise.all([sidecar.ready(`http://127.0.0.1:${scAdmin}`, 30_000), procs[1].ready(admins[0], 30_000), procs[2].ready(admins[1], 30_000)]);
+  for (const gw of gateways) {
+    await waitFor('the app endpoint at the gateway', async () => ((await request(`${gw}/nowhere-limited`)).statusCode !== 503 ? true : undefined), 20_000, 100);
+  }
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await app?.close();
+  await redis?.stop();
+});
+
+describe('rate-limit with Redis', () => {
+  test('1. the Lua GCRA agrees with the in-memory one on a burst', async () => {
+    const store: Store = await createStore({ kind: 'redis', url: redis.url, keyPrefix: 'test:', connectTimeout: '2s', commandTimeout: '1s' }, createLogger({ level: 'silent' }, {}));
+    try {
+      assert.ok(await store.ready(5000));
+      const memory = new MemoryRateLimits();
+      const windows = [{ max: 10, periodMs: 60_000 }, { max: 25, periodMs: 3_600_000 }];
+      const redisSeen: boolean[] = [];
+      const memSeen: boolean[] = [];
+      for (let i = 0; i < 15; i++) {
+        const r = await store.rateLimits.consume('burst', windows, 1);
+        const m = await memory.consume('burst', windows, 1);
+        redisSeen.push(r.allowed);
+        memSeen.push(m.allowed);
+        assert.equal(r.remaining, m.remaining, `remaining after request ${i + 1}`);
+        assert.equal(r.limit, m.limit);
+      }
+      assert.deepEqual(redisSeen, memSeen);
+      assert.equal(redisSeen.filter(Boolean).length, 10);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('2. two gateways sharing one Redis: exactly N requests pass, the rest get 429', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < N + 10; i++) statuses.push((await get(gateways[i % 2], '/closed/x')).status);
+    assert.equal(statuses.filter((s) => s === 200).length, N, JSON.stringify(statuses));
+    assert.equal(statuses.filter((s) => s === 429).length, 10);
+    const last = await get(gateways[0], '/closed/x');
+    assert.equal(last.code, 'RATE_LIMITED');
+    assert.equal(last.headers['ratelimit-remaining'], '0');
+    assert.ok(Number(last.headers['retry-after']) > 0);
+  });
+
+  test('3. Redis killed: fail-closed answers 503, fail-open limits per process; Redis back: global again', async () => {
+    await redis.kill();
+    const closed = await get(gateways[0], '/closed/x');
+    assert.equal(closed.status, 503);
+    assert.equal(closed.code, 'RATE_LIMIT_UNAVAILABLE');
+    // fail-open: each gateway's local backstop allows the limit on its own
+    for (const gw of gateways) {
+      const seen: number[] = [];
+      for (let i = 0; i < 7; i++) seen.push((await get(gw, '/open/x')).status);
+      assert.deepEqual(seen, [200, 200, 200, 200, 200, 429, 429]);
+    }
+    await redis.restart();
+    // Redis restarted empty: once the gateways have reconnected, the global bucket starts afresh
+    await waitFor('the closed route to pass again', async () => ((await get(gateways[1], '/closed/x')).status === 200 ? true : undefined), 20_000, 200);
+    for (const p of procs) assert.equal(p.exited, false);
+  });
+});
