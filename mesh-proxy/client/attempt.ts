@@ -4,6 +4,7 @@
 // an object, which a proxy never needs. The attempt classifies what happened and reports it to its
 // owner, which decides between relaying, retrying and failing.
 import type { Dispatcher } from 'undici';
+import { streamedBody } from './body-limit.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
 import type { Cancellable, Exchange } from './exchange.ts';
@@ -147,7 +148,7 @@ export function dispatchAttempt(pool: Dispatcher, a: Attempt, headersTimeoutMs: 
     path: ex.path,
     method: ex.method as Dispatcher.HttpMethod,
     headers: ex.headers,
-    body: ex.body ?? (ex.streamedBody ? ex.req : null),
+    body: ex.body ?? (ex.streamedBody ? streamedBody(ex) : null),
     headersTimeout: headersTimeoutMs,
     bodyTimeout: bodyTimeoutMs,
   };

@@ -49,18 +49,6 @@ function onResponseClose(this: TrackedResponse): void {
   if (ex !== undefined && !ex.done) ex.clientGone();
 }
 
-// A body a plugin limited (limitBody) without a Content-Length is counted as it streams.
-const kLimited = Symbol('meshgate.limited');
-function countBody(this: IncomingMessage & { [kLimited]?: Exchange }, chunk: Buffer): void {
-  const ex = this[kLimited];
-  if (ex === undefined) return;
-  ex.bodySeen += chunk.length;
-  if (ex.bodySeen > ex.bodyLimit) {
-    this[kLimited] = undefined;
-    ex.bodyTooLarge();
-  }
-}
-
 function onDeadline(ex: Exchange): void {
   ex.deadlineReached();
 }
@@ -113,9 +101,8 @@ export class Exchange implements ForwardedRequest {
   errorCode: string | undefined;
   /** The policy layer's hooks (the route's plugin chain), when it has any. */
   hooks: ExchangeHooks | undefined;
-  /** A body limit a plugin set (-1: none), and the bytes counted against it. */
+  /** A body limit a plugin set (-1: none); streamed bodies are counted against it (body-limit.ts). */
   bodyLimit = -1;
-  bodySeen = 0;
   tries = 0;
   committed = false;
   done = false;
@@ -246,10 +233,6 @@ export class Exchange implements ForwardedRequest {
   /** Refuses a request body longer than `bytes` while it streams (413 PAYLOAD_TOO_LARGE). */
   limitBody(bytes: number): void {
     this.bodyLimit = bytes;
-    if (this.hasBody && this.contentLength < 0) {
-      (this.req as IncomingMessage & { [kLimited]?: Exchange })[kLimited] = this;
-      this.req.on('data', countBody);
-    }
   }
 
   bodyTooLarge(): void {

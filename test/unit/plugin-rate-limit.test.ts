@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import rateLimit from '../../plugins/builtin/rate-limit/index.ts';
-import { TrustedProxies } from '../../plugins/builtin/rate-limit/client-address.ts';
+import { TrustedProxies } from '../../plugins/builtin/shared/client-address.ts';
 import { pluginHarness, runPlugin } from '../../plugins/testing.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
 import type { RateLimitStore } from '../../mesh-proxy/store/types.ts';

@@ -13,7 +13,7 @@ import { MemoryRateLimits } from '../../../mesh-proxy/store/memory/memory-rate-l
 import type { RateLimitDecision, RateLimitWindow } from '../../../mesh-proxy/store/types.ts';
 import { definePlugin, deny, type LocalReply, type RequestContext } from '../../api.ts';
 import { PluginError } from '../../errors.ts';
-import { TrustedProxies } from './client-address.ts';
+import { TrustedProxies } from '../shared/client-address.ts';
 
 const KEY_PATTERN = '^(ip|route|consumer|jwt\\.[A-Za-z0-9_.:-]+|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+)$';
 /** Caller keys longer than this are hashed: Redis keys stay small whatever a client sends. */

@@ -4,7 +4,8 @@
 // anyone can send an X-Forwarded-For header.
 import { BlockList, isIP } from 'node:net';
 
-export class TrustedProxies {
+/** A set of CIDR ranges (IPv4 and IPv6; IPv4-mapped IPv6 addresses match their IPv4 form). */
+export class AddressSet {
   readonly #list = new BlockList();
   readonly empty: boolean;
 
@@ -30,7 +31,9 @@ export class TrustedProxies {
     const family = isIP(a);
     return family !== 0 && this.#list.check(a, family === 4 ? 'ipv4' : 'ipv6');
   }
+}
 
+export class TrustedProxies extends AddressSet {
   /** The client behind `peer`, given the X-Forwarded-For value the proxy saw (or undefined). */
   clientOf(peer: string, xff: string | undefined): string {
     const p = unmap(peer);
@@ -48,6 +51,6 @@ export class TrustedProxies {
 }
 
 /** "::ffff:10.1.2.3" (an IPv4 client on a dual-stack socket) is 10.1.2.3. */
-function unmap(a: string): string {
+export function unmap(a: string): string {
   return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
 }
