@@ -37,6 +37,13 @@ export class EdgeRouter implements Router, ChainNext {
       ex.fail('NO_ROUTE', `no route matches ${method} ${host}${path}`);
       return;
     }
+    if (ex.upgrade !== undefined) {
+      if (!route.websocket) {
+        ex.fail('UPGRADE_NOT_ALLOWED', `route "${route.name}" does not allow WebSocket upgrades (set websocket: true on it)`);
+        return;
+      }
+      ex.websocketIdleMs = route.websocketIdleMs;
+    }
     ex.service = route.service;
     ex.route = route.name;
     ex.series = route.series;
