@@ -37,6 +37,9 @@ export class EdgeRouter implements Router, ChainNext {
       ex.fail('NO_ROUTE', `no route matches ${method} ${host}${path}`);
       return;
     }
+    ex.service = route.service;
+    ex.route = route.name;
+    ex.series = route.series;
     if (ex.upgrade !== undefined) {
       if (!route.websocket) {
         ex.fail('UPGRADE_NOT_ALLOWED', `route "${route.name}" does not allow WebSocket upgrades (set websocket: true on it)`);
@@ -44,9 +47,6 @@ export class EdgeRouter implements Router, ChainNext {
       }
       ex.websocketIdleMs = route.websocketIdleMs;
     }
-    ex.service = route.service;
-    ex.route = route.name;
-    ex.series = route.series;
     ex.timeoutMs = route.timeoutMs;
     ex.perTryTimeoutMs = route.perTryTimeoutMs;
     ex.allowNonIdempotent = route.allowNonIdempotent;
