@@ -20,6 +20,9 @@ import type { RequestSeries } from '../observe/request-metrics.ts';
 import type { Verdict } from '../resilience/classify.ts';
 import type { ChainNext, PluginChain } from '../../plugins/chain.ts';
 
+/** The app is local: a WebSocket tunnel's connection to it either opens at once or not at all. */
+const APP_CONNECT_TIMEOUT_MS = 1000;
+
 export interface InboundAuthorization {
   authorizer: Authorizer;
   denied: Counter<'service'>;
@@ -79,7 +82,7 @@ export class InboundRouter implements Router, AttemptOwner, ChainNext {
     ex.stampDeadline(now);
     if (ex.upgrade !== undefined) {
       // WebSocket: a connection of its own to the app, after authorization and the inbound plugins.
-      this.#appConnector ??= buildConnector({ timeout: 1000 });
+      this.#appConnector ??= buildConnector({ timeout: APP_CONNECT_TIMEOUT_MS });
       const t = new Tunnel(ex, this.#app, this, now, this.#appConnector, this.websocketIdleMs);
       ex.current = t;
       t.start();
