@@ -63,6 +63,7 @@ export const ServicePolicySchema = Type.Object(
       request: Duration('15s'),
       perTry: Type.Optional(Duration()),
       connect: Duration('1s'),
+      websocketIdle: Duration('1h'),
     }),
     pool: Section({
       connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'max connections per endpoint' }),
@@ -147,6 +148,8 @@ export const RouteSchema = Type.Object(
     timeout: Type.Optional(Duration()),
     perTryTimeout: Type.Optional(Duration()),
     retries: OptionalSection({ allowNonIdempotent: Type.Boolean({ default: false, description: 'retry POST/PATCH after the upstream may have seen them' }) }),
+    websocket: Type.Boolean({ default: false, description: 'allow WebSocket upgrades on this route' }),
+    websocketIdleTimeout: Type.Optional(Duration()),
     plugins: Type.Optional(PluginList),
   },
   strict,
@@ -284,6 +287,7 @@ export const ProxyConfigSchema = Type.Object(
     drainTimeout: Duration('10s'),
     services: Services,
     inboundTimeout: Duration('30s'),
+    inboundWebsocketIdleTimeout: Duration('1h'),
     plugins: Section({
       dir: PluginDir,
       inbound: Type.Array(PluginEntry, { default: [], description: "plugins run on the inbound side, before the app" }),

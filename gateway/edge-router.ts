@@ -40,6 +40,13 @@ export class EdgeRouter implements Router, ChainNext {
     ex.service = route.service;
     ex.route = route.name;
     ex.series = route.series;
+    if (ex.upgrade !== undefined) {
+      if (!route.websocket) {
+        ex.fail('UPGRADE_NOT_ALLOWED', `route "${route.name}" does not allow WebSocket upgrades (set websocket: true on it)`);
+        return;
+      }
+      ex.websocketIdleMs = route.websocketIdleMs;
+    }
     ex.timeoutMs = route.timeoutMs;
     ex.perTryTimeoutMs = route.perTryTimeoutMs;
     ex.allowNonIdempotent = route.allowNonIdempotent;

@@ -75,12 +75,12 @@ function toMs(v: string): number {
 
 /**
  * HTTP/2 load with h2load (Debian's nghttp2-client): `connections` TLS connections with `streams`
- * concurrent streams each, for `seconds`. Percentiles come from its per-request log file.
+ * concurrent streams each, for a fixed number of requests (10,000 per second of `seconds`): h2load's
+ * timed mode (-D) sometimes never exits at its end. Percentiles come from its per-request log.
  */
 export async function generateH2(core: number, url: string, connections: number, streams: number, seconds: number, logFile: string): Promise<RunStats> {
-  // --warm-up-time: connections and JIT warm up inside the same run (a separate short -D run on a
-  // cold server can leave h2load waiting at its end); the hard timeout bounds any such wait.
-  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '--warm-up-time', '1', '-D', String(seconds), '-t', '1', '--log-file', logFile, url], (seconds + 20) * 1000);
+  const requests = Math.max(connections * streams * 4, Math.round(seconds * 10_000));
+  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '-n', String(requests), '-t', '1', '--log-file', logFile, url], (seconds * 10 + 30) * 1000);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);

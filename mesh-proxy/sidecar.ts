@@ -82,6 +82,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     log,
   };
   const inboundRouter = new InboundRouter(node.service, appEndpoint, appPool, inboundSeries, inboundTimeoutMs, authz);
+  inboundRouter.websocketIdleMs = parseDuration(config.inboundWebsocketIdleTimeout);
   const inboundListener = new ProxyListener({ direction: 'inbound', edge: false, accessLog, log, metrics, router: inboundRouter });
   const outboundListener = new ProxyListener({
     direction: 'outbound', edge: false, accessLog, log, metrics,

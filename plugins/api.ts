@@ -63,6 +63,8 @@ export interface RequestContext extends RequestView {
   readonly upstreamPath: string;
   /** Rewrites the upstream path (with its query, if any). */
   setPath(pathWithQuery: string): void;
+  /** Replaces the request id: sent upstream, echoed to the client and logged. */
+  setRequestId(id: string): void;
   /** Stages a header for the response, whichever it turns out to be (RateLimit-*, CORS …). */
   addResponseHeader(name: string, value: string): void;
   /** The request body's declared length, or -1 when unknown (chunked / none). */

@@ -130,6 +130,11 @@ export class PluginContext implements RequestContext, ResponseContext, LogContex
     this.ex.path = pathWithQuery;
   }
 
+  setRequestId(id: string): void {
+    this.ex.requestId = id;
+    this.setHeader('x-request-id', id);
+  }
+
   addResponseHeader(name: string, value: string): void {
     (this.staged ??= []).push(name, value);
   }

@@ -21,6 +21,9 @@ export interface CompiledRoute {
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
   readonly allowNonIdempotent: boolean;
+  /** WebSocket upgrades allowed (opt-in, as Envoy's upgrade_configs), and their idle timeout (0: the service's). */
+  readonly websocket: boolean;
+  readonly websocketIdleMs: number;
   readonly series: RequestSeries;
   /** The route's plugins (global, service and route level), or undefined when it has none. */
   readonly chain: PluginChain | undefined;
@@ -55,6 +58,8 @@ export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMe
         timeoutMs: r.timeout ? parseDuration(r.timeout) : 0,
         perTryTimeoutMs: r.perTryTimeout ? parseDuration(r.perTryTimeout) : 0,
         allowNonIdempotent: r.retries?.allowNonIdempotent ?? false,
+        websocket: r.websocket === true,
+        websocketIdleMs: r.websocketIdleTimeout ? parseDuration(r.websocketIdleTimeout) : 0,
         series: metrics.series('edge', r.service, r.name),
         chain: chains?.get(r.name),
       });

@@ -20,6 +20,7 @@ import { classifyTransportError } from './errors.ts';
 import type { Exchange, ExchangeHolder } from './exchange.ts';
 import type { CompiledPolicy, RetryCondition } from './policy.ts';
 import { readBody } from './request-body.ts';
+import { Tunnel } from './tunnel.ts';
 
 export interface ServiceContext {
   readonly cache: EndpointCache;
@@ -179,9 +180,17 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     ex.tries++;
     ex.lastEndpoint = ep;
     ex.stampDeadline(now);
-    const a = new Attempt(ex, ep, this, statsOf(ep).ewma.start());
+    // An upgrade's try is a tunnel of its own rather than a pooled request (tunnel.ts).
+    const a =
+      ex.upgrade === undefined
+        ? new Attempt(ex, ep, this, statsOf(ep).ewma.start())
+        : new Tunnel(ex, ep, this, statsOf(ep).ewma.start(), this.#ctx.pools.connector(ep, this.policy), ex.websocketIdleMs || this.policy.websocketIdleMs);
     a.isRetry = ex.tries > 1;
     ex.current = a;
+    if (a instanceof Tunnel) {
+      a.start();
+      return;
+    }
     const remaining = Math.max(1, Math.ceil(ex.remainingMs(now)));
     const perTry = ex.perTryTimeoutMs || this.policy.perTryTimeoutMs;
     dispatchAttempt(this.#ctx.pools.get(ep, this.policy), a, perTry > 0 ? Math.min(perTry, remaining) : remaining, this.policy.requestTimeoutMs);

@@ -2,14 +2,16 @@
 // registry are closed gracefully: requests already on them finish first.
 // An endpoint that registered a SPIFFE identity is reached over mTLS (its pool's connector verifies
 // that identity); the others over plain HTTP.
-import type { Pool as PoolTypes } from 'undici';
-import { Pool } from './undici-parts.ts';
+import type { buildConnector as Connector, Pool as PoolTypes } from 'undici';
+import { buildConnector, Pool } from './undici-parts.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { tlsRequiredConnector, type PeerConnectors } from '../identity/mtls-connector.ts';
 import type { CompiledPolicy } from './policy.ts';
 
 export class EndpointPools {
   readonly #pools = new Map<string, Pool>();
+  /** Connectors for connections outside the pools (WebSocket tunnels), same checks as the pools'. */
+  readonly #connectors = new Map<string, Connector.connector>();
   readonly #tls: PeerConnectors | undefined;
 
   constructor(tls?: PeerConnectors) {
@@ -29,8 +31,20 @@ export class EndpointPools {
     return pool;
   }
 
+  /** Connects one socket of its own to `ep` (TCP, or mTLS checking the registered identity). */
+  connector(ep: Endpoint, policy: CompiledPolicy): Connector.connector {
+    let c = this.#connectors.get(ep.poolKey);
+    if (c === undefined) {
+      if (ep.instance.identity === undefined) c = buildConnector({ timeout: policy.connectTimeoutMs });
+      else c = this.#tls !== undefined ? this.#tls.forEndpoint(ep, policy.connectTimeoutMs) : tlsRequiredConnector(ep);
+      this.#connectors.set(ep.poolKey, c);
+    }
+    return c;
+  }
+
   /** Closes the pools of every pool key (Endpoint.poolKey) not in `live`. */
   retain(live: ReadonlySet<string>): void {
+    for (const key of this.#connectors.keys()) if (!live.has(key)) this.#connectors.delete(key);
     for (const [authority, pool] of this.#pools) {
       if (!live.has(authority)) {
         this.#pools.delete(authority);

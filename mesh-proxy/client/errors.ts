@@ -12,6 +12,7 @@ export type MeshErrorCode =
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'UPGRADE_NOT_ALLOWED'
   | 'INTERNAL';
 
 interface Kind {
@@ -32,6 +33,8 @@ export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze(
   FORBIDDEN: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
   RATE_LIMITED: { status: 429, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
   PAYLOAD_TOO_LARGE: { status: 413, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
+  // A WebSocket upgrade to a route without `websocket: true` (Envoy answers 403 when no upgrade_config allows it).
+  UPGRADE_NOT_ALLOWED: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
   INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
 });
 

@@ -3,6 +3,7 @@
 // exchange only learns of the one whose response it relays. A request costs one Exchange, one
 // Attempt per try, and no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
@@ -15,6 +16,18 @@ import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 export interface ExchangeOwner {
   readonly draining: boolean;
   finished(ex: Exchange): void;
+  /** An upgrade's tunnel opened (the upstream answered 101); `finished` follows when it closes. */
+  tunnelOpened?(ex: Exchange): void;
+}
+
+/** An HTTP/1.1 Upgrade (WebSocket) request: the client's socket and the bytes read past its head. */
+export interface UpgradeRequest {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  /** The Upgrade token relayed upstream (only `websocket` is tunnelled). */
+  readonly protocol: string;
+  /** Why the open tunnel ended (closed, idle, error, shutdown), for the access log. */
+  end?: string;
 }
 
 /** Whoever holds resources for an exchange (a concurrency slot) is told when it ends. */
@@ -112,6 +125,12 @@ export class Exchange implements ForwardedRequest {
   current: Cancellable | undefined;
   /** The endpoint of the latest try (a retry prefers another). */
   lastEndpoint: Endpoint | undefined;
+  /** Set by the listener when the request upgrades to a WebSocket: tunnelled rather than forwarded. */
+  upgrade: UpgradeRequest | undefined;
+  /** The route's idle timeout for an open tunnel (0: the service's). */
+  websocketIdleMs = 0;
+  /** performance.now() when the upstream switched protocols (0: it has not). */
+  switchedAt = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, owner: ExchangeOwner) {
@@ -168,7 +187,8 @@ export class Exchange implements ForwardedRequest {
   }
 
   mayRetryAfterSend(): boolean {
-    return this.idempotent || this.allowNonIdempotent;
+    // An upgrade is retried only when nothing reached the upstream (a connect failure).
+    return this.upgrade === undefined && (this.idempotent || this.allowNonIdempotent);
   }
 
   /** The chosen try's response starts: headers go to the client; the deadline now only bounds idleness. */
@@ -261,6 +281,25 @@ export class Exchange implements ForwardedRequest {
     else this.fail('UPSTREAM_TIMEOUT', `no response from ${this.service || 'the upstream'} within the timeout`);
     // A deadline the caller chose says nothing about the endpoint; this hop's own timeout does.
     current?.cancel(this.deadlineFromCaller ? CALLER_DEADLINE : DEADLINE);
+  }
+
+  /**
+   * The upstream answered 101 and the tunnel opens: the response is committed, the deadline no
+   * longer applies, and the concurrency slot is given back (an open WebSocket does not hold one).
+   */
+  switched(endpoint: Endpoint): void {
+    this.committed = true;
+    this.statusCode = 101;
+    this.endpoint = endpoint;
+    this.switchedAt = performance.now();
+    clearTimeout(this.#timer);
+    this.holder?.released(this, false);
+    this.holder = undefined;
+  }
+
+  /** The tunnel closed: the exchange ends (metrics, access log) with nothing more to write. */
+  tunnelClosed(): void {
+    if (!this.done) this.#finish();
   }
 
   #finish(): void {

@@ -18,6 +18,8 @@ export interface CompiledPolicy {
   /** 0: a try may use the whole remaining deadline. */
   readonly perTryTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** An open WebSocket tunnel with no traffic either way for this long is closed. */
+  readonly websocketIdleMs: number;
   readonly connections: number;
   readonly keepAliveMs: number;
   readonly retry: {
@@ -49,6 +51,7 @@ export function compilePolicy(p: ServicePolicy): CompiledPolicy {
     requestTimeoutMs: ms(p.timeouts.request),
     perTryTimeoutMs: p.timeouts.perTry ? ms(p.timeouts.perTry) : 0,
     connectTimeoutMs: ms(p.timeouts.connect),
+    websocketIdleMs: ms(p.timeouts.websocketIdle),
     connections: p.pool.connections,
     keepAliveMs: ms(p.pool.keepAlive),
     retry: Object.freeze({

@@ -4,11 +4,15 @@
 import http from 'node:http';
 import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
+import { SHUTDOWN_ERROR } from '../client/tunnel.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Direction, RequestSeries } from '../observe/request-metrics.ts';
+import { websocketMetrics, type WebSocketMetrics } from '../observe/websocket-metrics.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
+import { destroyOnError, endSocketOnFinish, upgradeKind } from './upgrade.ts';
 
 export interface Router {
   /** Sets the exchange's service, route, path and series, then forwards it or fails it. */
@@ -30,6 +34,8 @@ export type RequestServer = http.Server | import('node:https').Server | Http2Sec
 
 const PLAIN_SERVER_OPTIONS: http.ServerOptions = { keepAliveTimeout: 65_000, requireHostHeader: true };
 
+const SHUTDOWN = Object.assign(new Error('the proxy is shutting down'), { code: SHUTDOWN_ERROR });
+
 export class ProxyListener implements ExchangeOwner {
   /** The first server passed to listen() (or created by it). */
   server: RequestServer;
@@ -39,12 +45,17 @@ export class ProxyListener implements ExchangeOwner {
   readonly #o: ProxyListenerOptions;
   readonly #unrouted: RequestSeries;
   readonly #onRequestBound = (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res);
+  readonly #onUpgradeBound = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head);
+  /** WebSocket exchanges in flight (establishing or open): destroyed when a drain times out. */
+  readonly #upgrades = new Set<Exchange>();
+  readonly #ws: WebSocketMetrics;
   #inflight = 0;
   #draining = false;
 
   constructor(opts: ProxyListenerOptions) {
     this.#o = opts;
     this.#unrouted = opts.metrics.requests.series(opts.direction, '', '');
+    this.#ws = websocketMetrics(opts.metrics.registry);
     this.server = http.createServer(PLAIN_SERVER_OPTIONS);
   }
 
@@ -85,6 +96,7 @@ export class ProxyListener implements ExchangeOwner {
       session.once('close', () => this.#sessions.delete(session));
       if (this.#draining) session.close();
     });
+    srv.on('upgrade', this.#onUpgradeBound);
     // Node answers malformed requests (bad framing, smuggling attempts, oversized headers) with
     // 400/431 and closes; record them so they are visible.
     srv.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -107,6 +119,8 @@ export class ProxyListener implements ExchangeOwner {
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.#servers) (s as http.Server).closeAllConnections?.();
     for (const session of this.#sessions) session.destroy();
+    // Upgraded sockets are no longer the server's to close: tunnels still open go now.
+    for (const ex of this.#upgrades) ex.upgrade!.socket.destroy(SHUTDOWN);
     await Promise.all(closed);
   }
 
@@ -131,10 +145,59 @@ export class ProxyListener implements ExchangeOwner {
     }
   }
 
+  /**
+   * An HTTP/1.1 Upgrade. The request gets a ServerResponse bound to its socket (as Node does for
+   * ordinary requests), so refusals take the same local-reply path (JSON errors, plugin replies,
+   * metrics, access log). A WebSocket handshake is marked and routed; the router's mesh client then
+   * tunnels it instead of forwarding it (client/tunnel.ts).
+   */
+  #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', destroyOnError);
+    this.#inflight++;
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as import('node:net').Socket);
+    res.on('finish', endSocketOnFinish);
+    const ex = new Exchange(req, res, this);
+    forwardRequestHeaders(req.rawHeaders, this.#o.edge ? (req.socket.remoteAddress ?? '') : null, (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', ex);
+    ex.echoRequestId = this.#o.edge;
+    if (ex.badRequest !== undefined) {
+      ex.fail('BAD_REQUEST', ex.badRequest);
+      return;
+    }
+    if (upgradeKind(req) === 'websocket') {
+      this.#upgrades.add(ex);
+      ex.upgrade = { socket, head, protocol: 'websocket' };
+      if (ex.method !== 'GET' || ex.hasBody) {
+        ex.fail('BAD_REQUEST', 'a WebSocket handshake is a GET without a body (RFC 6455 §4.1)');
+        return;
+      }
+      // forwardRequestHeaders dropped them as hop-by-hop: this hop re-states the upgrade.
+      ex.headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
+    } else if (ex.hasBody) {
+      // Node's parser stops at an upgrade's head, so its body cannot be forwarded.
+      ex.fail('BAD_REQUEST', `Upgrade: ${String(req.headers.upgrade)} is not supported on a request with a body`);
+      return;
+    }
+    try {
+      this.#o.router.route(ex);
+    } catch (err) {
+      this.#o.log.error({ err, rid: ex.requestId }, 'upgrade handling failed');
+      ex.fail('INTERNAL', 'internal error');
+    }
+  }
+
+  tunnelOpened(ex: Exchange): void {
+    this.#ws.upgrades.inc({ direction: this.#o.direction, service: ex.service, result: 'switched' });
+    this.#ws.open.inc({ direction: this.#o.direction, service: ex.service });
+  }
+
   finished(ex: Exchange): void {
     this.#inflight--;
     const ms = performance.now() - ex.startedAt;
-    (ex.series ?? this.#unrouted).record(ex.statusCode, ms / 1000);
+    // A tunnel's request metrics time its handshake; its lifetime is in the access log.
+    (ex.series ?? this.#unrouted).record(ex.statusCode, (ex.switchedAt > 0 ? ex.switchedAt - ex.startedAt : ms) / 1000);
+    if (ex.upgrade !== undefined) this.#upgradeEnded(ex);
     if (ex.errorCode !== undefined) {
       this.#o.metrics.localReplies.inc({ direction: this.#o.direction, service: ex.service, code: ex.errorCode });
     }
@@ -152,9 +215,19 @@ export class ProxyListener implements ExchangeOwner {
           upstream: ex.endpoint?.authority,
           error: ex.errorCode,
           client: this.#o.edge ? ex.req.socket.remoteAddress : undefined,
+          upgrade: ex.upgrade?.protocol,
+          upgradeMs: ex.switchedAt > 0 ? Math.round((ex.switchedAt - ex.startedAt) * 100) / 100 : undefined,
+          tunnel: ex.upgrade?.end,
         },
         'access',
       );
     }
+  }
+
+  #upgradeEnded(ex: Exchange): void {
+    this.#upgrades.delete(ex);
+    const direction = this.#o.direction;
+    if (ex.switchedAt > 0) this.#ws.open.dec({ direction, service: ex.service });
+    else this.#ws.upgrades.inc({ direction, service: ex.service, result: ex.errorCode !== undefined ? 'local' : ex.statusCode === 499 ? 'abandoned' : 'rejected' });
   }
 }

@@ -6,7 +6,10 @@
 import type { Pool } from 'undici';
 import type { Counter } from 'prom-client';
 import type { Endpoint } from '../discovery/endpoint.ts';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from '../client/undici-parts.ts';
 import { Attempt, dispatchAttempt, type AttemptOwner } from '../client/attempt.ts';
+import { Tunnel } from '../client/tunnel.ts';
 import { classifyTransportError } from '../client/errors.ts';
 import type { Exchange } from '../client/exchange.ts';
 import type { Router } from '../http/proxy-listener.ts';
@@ -18,6 +21,9 @@ import type { RequestSeries } from '../observe/request-metrics.ts';
 import type { Verdict } from '../resilience/classify.ts';
 import type { ChainNext, PluginChain } from '../../plugins/chain.ts';
 
+/** The app is local: a WebSocket tunnel's connection to it either opens at once or not at all. */
+const APP_CONNECT_TIMEOUT_MS = 1000;
+
 export interface InboundAuthorization {
   authorizer: Authorizer;
   denied: Counter<'service'>;
@@ -27,6 +33,9 @@ export interface InboundAuthorization {
 export class InboundRouter implements Router, AttemptOwner, ChainNext {
   /** The inbound plugins (plugins.inbound), run after authorization; swapped on reload. */
   chain: PluginChain | undefined;
+  /** An open WebSocket tunnel to the app idle this long is closed (inboundWebsocketIdleTimeout). */
+  websocketIdleMs = 3_600_000;
+  #appConnector: Connector.connector | undefined;
   readonly #service: string;
   readonly #app: Endpoint;
   readonly #pool: Pool;
@@ -72,6 +81,14 @@ export class InboundRouter implements Router, AttemptOwner, ChainNext {
     ex.streamedBody = ex.hasBody;
     const now = performance.now();
     ex.stampDeadline(now);
+    if (ex.upgrade !== undefined) {
+      // WebSocket: a connection of its own to the app, after authorization and the inbound plugins.
+      this.#appConnector ??= buildConnector({ timeout: APP_CONNECT_TIMEOUT_MS });
+      const t = new Tunnel(ex, this.#app, this, now, this.#appConnector, this.websocketIdleMs);
+      ex.current = t;
+      t.start();
+      return;
+    }
     const a = new Attempt(ex, this.#app, this, now);
     ex.current = a;
     dispatchAttempt(this.#pool, a, Math.max(1, Math.ceil(ex.remainingMs(now))), this.#timeoutMs);

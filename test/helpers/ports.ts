@@ -1,15 +1,25 @@
 import { createServer } from 'node:net';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (the OS picks it). */
+/**
+ * A TCP port that was free on 127.0.0.1 a moment ago, picked at random below Linux's ephemeral range
+ * (32768-60999): a port the OS hands out for listen(0) comes from that range, where the outgoing
+ * connections of every test running alongside also take their source ports, so it may be taken
+ * again before the test binds it. Bounded attempts.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port found in 20000-31999 after 100 attempts');
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
     s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 
