@@ -44,13 +44,14 @@ function run(core: number, cmd: string, args: string[], timeoutMs = 120_000): Pr
  * (paced.ts: autocannon's -R sends in bursts, and wrk has no rate control). Fixed-rate latencies
  * are what a caller at steady load sees.
  */
-export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number, rate?: number): Promise<RunStats> {
+export async function generate(gen: GeneratorName, core: number, url: string, connections: number, seconds: number, rate?: number, headers: Record<string, string> = {}): Promise<RunStats> {
+  const h = Object.entries(headers);
   if (rate !== undefined) {
     const script = fileURLToPath(new URL('./paced.ts', import.meta.url));
     return JSON.parse(await run(core, process.execPath, ['--import', 'tsx', script, url, String(rate), String(seconds), String(connections)])) as RunStats;
   }
-  if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]));
-  return autocannon(core, url, connections, seconds, []);
+  if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...h.flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url]));
+  return autocannon(core, url, connections, seconds, h.flatMap(([k, v]) => ['-H', `${k}=${v}`]));
 }
 
 async function autocannon(core: number, url: string, connections: number, seconds: number, extra: string[]): Promise<RunStats> {

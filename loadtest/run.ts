@@ -12,13 +12,23 @@ import { generate, generateH2, pickGenerator, type RunStats } from './generators
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
-import { allTargets, balancerTargets, meshPathTargets, tlsH2Targets, type Target } from './targets.ts';
+import { allTargets, balancerTargets, meshPathTargets, pluginTargets, tlsH2Targets, type Target } from './targets.ts';
+import { preparePlugins } from './plugin-setup.ts';
+
+/** What a scenario sets up around its targets (keys, a redis-server) and the requests' headers. */
+interface Prepared {
+  env: Record<string, string>;
+  headers: Record<string, string>;
+  pids: Pinned[];
+  note?: string;
+}
 
 interface Scenario {
   title: string;
   /** One entry per upstream: its added latency. */
   upstreams: number[];
-  targets(basePort: number, quick: boolean): Target[];
+  targets(basePort: number, quick: boolean, env: Record<string, string>): Target[];
+  prepare?(workDir: string, basePort: number): Promise<Prepared>;
   note?: string;
   /** Fixed overall request rate (req/s); saturation when absent. */
   rate?: number;
@@ -35,6 +45,16 @@ const SCENARIOS: Record<string, Scenario> = {
       const all = allTargets(base);
       return quick ? all.filter((t) => t.name === 'direct' || t.name === 'meshgate' || t.name.startsWith('fastify')) : all;
     },
+  },
+  plugins: {
+    title: 'the edge with a plugin chain (jwt-auth + rate-limit + cors + headers) vs none',
+    upstreams: [0],
+    targets: (base, _quick, env) => pluginTargets(base, env),
+    prepare: async (dir, base) => {
+      const p = await preparePlugins(dir, base + 85, LOAD_CORE);
+      return { env: p.env, headers: p.headers, pids: p.redis ? [p.redis] : [], note: p.storeNote };
+    },
+    note: 'Both rows get the same requests: a valid RS256 bearer token and an Origin header. jwt-auth verifies the token with a local public key (RS256), rate-limit checks jwt.sub against 10⁹/s, cors answers for the origin, headers sets one request and one response header.',
   },
   'tls-h2': {
     title: 'TLS + HTTP/2 at the edge to an HTTP/1.1 upstream',
@@ -124,7 +144,12 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     upstreamPorts.push(port);
   }
   const conns = s.connections ?? connections;
-  const targets = s.targets(basePort, quick);
+  const prepared = s.prepare ? await s.prepare(workDir, basePort) : undefined;
+  for (const p of prepared?.pids ?? []) {
+    started.push(p);
+    allPids.push(p.pid);
+  }
+  const targets = s.targets(basePort, quick, prepared?.env ?? {});
   const procs = new Map<Target, Pinned | null>();
   for (const t of targets) {
     const p = await t.start(PROXY_CORE, upstreamPorts, workDir);
@@ -142,7 +167,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     for (const t of order) {
       const url = `${t.scheme ?? 'http'}://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}/bench`;
       const load = (secs: number) =>
-        s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`)) : generate(gen, LOAD_CORE, url, conns, secs, s.rate);
+        s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`)) : generate(gen, LOAD_CORE, url, conns, secs, s.rate, prepared?.headers);
       await load(warmupSeconds);
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
@@ -178,7 +203,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   return [
     `### Scenario ${name}: ${s.title}`,
     '',
-    `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'paced (open loop)' : s.h2Streams !== undefined ? 'h2load' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}`,
+    `${conns} connections, ${rounds} round(s) × ${seconds} s per target (median), generator ${s.rate ? 'paced (open loop)' : s.h2Streams !== undefined ? 'h2load' : gen}. Upstream: ${upstreamKind(s)}. ${s.note ?? ''}${prepared?.note ? ` ${prepared.note[0].toUpperCase()}${prepared.note.slice(1)}.` : ''}`,
     '',
     renderTable(rows, s.rate !== undefined),
     '',

@@ -56,6 +56,15 @@ function node(name: string, kind: TargetKind, port: number, file: string, extraE
   };
 }
 
+/** Scenario plugins: the same edge without and with a plugin chain on the route. */
+export function pluginTargets(basePort: number, pluginEnv: Record<string, string>): Target[] {
+  return [
+    { name: 'direct', kind: 'direct', port: 0, start: async () => null },
+    node('meshgate, no plugins', 'meshgate', basePort, './servers/meshgate-edge.ts'),
+    node('meshgate, jwt-auth + rate-limit + cors + headers', 'meshgate', basePort + 10, './servers/meshgate-edge.ts', { PLUGINS: '1', ...pluginEnv }),
+  ];
+}
+
 /** Scenario slow-instance: meshgate's balancers over three upstreams, one of them 50 ms slower. */
 export function balancerTargets(basePort: number): Target[] {
   return [
