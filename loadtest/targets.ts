@@ -28,7 +28,13 @@ async function httpOk(port: number): Promise<boolean> {
   return res?.status === 200;
 }
 
-function node(name: string, kind: TargetKind, port: number, file: string, extraEnv: Record<string, string> = {}, tls = false): Target {
+async function adminReady(port: number): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+  if (res) await res.arrayBuffer().catch(() => {});
+  return res?.status === 200;
+}
+
+function node(name: string, kind: TargetKind, port: number, file: string, extraEnv: Record<string, string> = {}, tls = false, readyOnAdmin = false): Target {
   return {
     name,
     kind,
@@ -50,7 +56,8 @@ function node(name: string, kind: TargetKind, port: number, file: string, extraE
           ...extraEnv,
         },
         ipc: true,
-        ready: () => (tls ? httpsOk(port) : httpOk(port)),
+        // A target whose route needs credentials answers / with 401: ask its admin API instead.
+        ready: () => (readyOnAdmin ? adminReady(port + 1) : tls ? httpsOk(port) : httpOk(port)),
       });
     },
   };
@@ -61,7 +68,7 @@ export function pluginTargets(basePort: number, pluginEnv: Record<string, string
   return [
     { name: 'direct', kind: 'direct', port: 0, start: async () => null },
     node('meshgate, no plugins', 'meshgate', basePort, './servers/meshgate-edge.ts'),
-    node('meshgate, jwt-auth + rate-limit + cors + headers', 'meshgate', basePort + 10, './servers/meshgate-edge.ts', { PLUGINS: '1', ...pluginEnv }),
+    node('meshgate, jwt-auth + rate-limit + cors + headers', 'meshgate', basePort + 10, './servers/meshgate-edge.ts', { PLUGINS: '1', ...pluginEnv }, false, true),
   ];
 }
 

@@ -3,7 +3,7 @@
 // again at a more specific level replaces the less specific entry in its place (Kong's precedence),
 // so a route can retune or dry-run a global policy. Every entry's config is validated against its
 // plugin's schema; all problems are reported together, with their paths in the config file.
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { Ajv as AjvType, ValidateFunction } from 'ajv';
 import type { Logger } from '../mesh-proxy/observe/log.ts';
 import type { RateLimitStore } from '../mesh-proxy/store/types.ts';
 import { ConfigError, type ConfigIssue } from '../config/errors.ts';
@@ -57,11 +57,18 @@ interface Parsed {
   readonly level: PluginLevel;
 }
 
-const ajv = new Ajv({ ...AJV_OPTIONS });
+// ajv's compiler loads only when a config has plugin entries (the config itself is validated by
+// code generated at build time).
+let ajv: AjvType | undefined;
 const validatorOf = new WeakMap<object, ValidateFunction>();
 
 export async function compileChains(o: CompileOptions): Promise<ChainSet> {
   const issues: ConfigIssue[] = [];
+  const hasEntries = o.global.length > 0 || Object.values(o.services).some((l) => l.length > 0) || o.targets.some((t) => t.entries.length > 0);
+  if (hasEntries && ajv === undefined) {
+    const { Ajv } = await import('ajv');
+    ajv = new Ajv({ ...AJV_OPTIONS });
+  }
   const global = parseList(o.global, o.globalPath, 'global', o, issues);
   const services = new Map<string, Parsed[]>();
   for (const [svc, list] of Object.entries(o.services)) services.set(svc, parseList(list, `${o.servicesPath}.${svc}`, 'service', o, issues));
@@ -149,7 +156,7 @@ function merge(base: readonly Parsed[], specific: readonly Parsed[]): Parsed[] {
 function compiled(def: PluginDefinition): ValidateFunction {
   let v = validatorOf.get(def.schema);
   if (v === undefined) {
-    v = ajv.compile(def.schema);
+    v = ajv!.compile(def.schema);
     validatorOf.set(def.schema, v);
   }
   return v;

@@ -4,6 +4,7 @@
 //
 //   - jwt-auth: { jwks: https://id.example.org/.well-known/jwks.json, issuer: https://id.example.org, audience: api }
 import { jwtVerify, type JWTVerifyOptions } from 'jose';
+import { VerifiedTokens } from './verified-tokens.ts';
 import { parseDuration } from '../../../config/duration.ts';
 import { definePlugin, type RequestContext } from '../../api.ts';
 import { PluginError } from '../../errors.ts';
@@ -57,14 +58,16 @@ export default definePlugin({
     const failures = env.metrics.counter('meshgate_plugin_jwt_auth_failures_total', 'Requests jwt-auth refused, by route and reason.', ['route', 'reason']);
     const forwarded = Object.entries(config.forwardClaims).map(([claim, header]) => [claim, header.toLowerCase()] as const);
     const { maxTokenBytes, required, tokenSources, forwardAuthorization } = config;
+    const verified = new VerifiedTokens(config.cacheSize, options.clockTolerance as number, jwks ? parseDuration(config.jwksCacheTtl) : 300_000);
+    const keysVersion = () => jwks?.version ?? 0;
 
     const fail = (ctx: RequestContext, reason: Reason) => {
       failures.inc({ route: ctx.route, reason });
       return replies[reason];
     };
 
-    const accept = (ctx: RequestContext, payload: Record<string, unknown>, fromHeader: boolean) => {
-      ctx.claims = Object.freeze(payload);
+    const accept = (ctx: RequestContext, payload: Readonly<Record<string, unknown>>, fromHeader: boolean) => {
+      ctx.claims = payload;
       if (typeof payload.sub === 'string') ctx.consumer = payload.sub;
       for (const [claim, header] of forwarded) {
         const v = headerValue(payload[claim]);
@@ -84,8 +87,12 @@ export default definePlugin({
         // Cheap checks first: an oversized or non-JWS token costs no parsing and no crypto.
         if (token.length > maxTokenBytes) return fail(ctx, 'too_large');
         if (!looksCompact(token)) return fail(ctx, 'malformed');
+        // A token verified before (same bytes, same key set) and still within exp/nbf skips the crypto.
+        const known = verified.get(token, keysVersion());
+        if (known !== undefined) return accept(ctx, known, fromHeader);
+        const version = keysVersion();
         return jwtVerify(token, key as Parameters<typeof jwtVerify>[1], options).then(
-          (r) => accept(ctx, r.payload as Record<string, unknown>, fromHeader),
+          (r) => accept(ctx, verified.add(token, r.payload as Record<string, unknown>, version), fromHeader),
           (err: unknown) => {
             const reason = classify(err);
             if (reason === undefined) throw err;

@@ -27,6 +27,8 @@ export class JwksCache {
   readonly #o: JwksOptions;
   readonly #agent: Agent;
   #keys: KeyResolver | undefined;
+  /** Bumped on every key set fetched: tokens verified against an older set are verified again. */
+  version = 0;
   #fetchedAt = -Infinity;
   #attemptedAt = -Infinity;
   #pending: Promise<void> | undefined;
@@ -65,6 +67,7 @@ export class JwksCache {
       .then((keys) => {
         this.#keys = keys;
         this.#fetchedAt = Date.now();
+        this.version++;
       })
       .catch((err: Error) => this.#o.onError(err))
       .finally(() => {

@@ -51,6 +51,7 @@ export const JwtAuthSchema = Type.Object(
     jwksMaxBytes: Type.Integer({ minimum: 1024, default: 262_144, description: 'the largest JWKS document accepted' }),
     required: Type.Boolean({ default: true, description: 'false: requests without a token pass (claims unset); bad tokens are still refused' }),
     tokenSources: Type.Array(TokenSource, { minItems: 1, default: ['header'], description: 'where the token is looked for, in order' }),
+    cacheSize: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 4096, description: 'verified tokens remembered, so a repeated token skips the signature check (0: off)' }),
     maxTokenBytes: Type.Integer({ minimum: 256, default: 8192, description: 'longer tokens are refused without any crypto work' }),
     realm: Type.String({ pattern: '^[\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e]*$', default: 'meshgate', description: 'the realm in WWW-Authenticate' }),
   },
