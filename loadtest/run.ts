@@ -49,7 +49,7 @@ const SCENARIOS: Record<string, Scenario> = {
   plugins: {
     title: 'the edge with a plugin chain (jwt-auth + rate-limit + cors + headers) vs none',
     upstreams: [0],
-    targets: (base, _quick, env) => pluginTargets(base, env),
+    targets: (base, quick, env) => (quick ? pluginTargets(base, env).slice(2) : pluginTargets(base, env)),
     prepare: async (dir, base) => {
       const p = await preparePlugins(dir, base + 85, LOAD_CORE);
       return { env: p.env, headers: p.headers, pids: p.redis ? [p.redis] : [], note: p.storeNote };
@@ -67,7 +67,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'mesh-latency': {
     title: 'latency the full mesh path (edge → sidecar → app) adds over direct at a fixed 2,000 req/s',
     upstreams: [0],
-    targets: (base, quick) => meshPathTargets(base, !quick),
+    targets: (base, quick) => (quick ? meshPathTargets(base).slice(0, 2) : meshPathTargets(base)),
     rate: 2000,
     connections: 64,
     note: 'Client-side latency at a fixed rate, evenly paced (the Kinvolk/Linkerd benchmark method). Both proxies run in one process on the proxy core; the mTLS row uses identities from a CA made for the run (RSA-2048, TLS 1.3).',
@@ -75,7 +75,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'mesh-mtls': {
     title: 'edge → sidecar → app at saturation, plain vs mTLS on the hop',
     upstreams: [0],
-    targets: (base, quick) => meshPathTargets(base, !quick),
+    targets: (base, quick) => (quick ? meshPathTargets(base).slice(2) : meshPathTargets(base)),
     note: 'Both proxies run in one process on the proxy core, so a request costs two proxy hops of that core. Connections on the hop are pooled and kept alive: mTLS costs per-record encryption, not a handshake per request.',
   },
   'slow-instance': {

@@ -29,14 +29,14 @@ async function freeRange(): Promise<number> {
   throw new Error('no free range of 100 ports found');
 }
 
-test('npm run loadtest -- --quick prints its tables and stops every process it started', { timeout: 120_000 }, async (t) => {
+test('npm run loadtest -- --quick prints its tables and stops every process it started', { timeout: 180_000 }, async (t) => {
   const base = await freeRange();
   const child = spawn(process.execPath, ['--import', 'tsx', 'loadtest/run.ts', '--quick', '--base-port', String(base)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   clearTimeout(timer);
   t.diagnostic(out.split('\n').filter((l) => l.startsWith('| meshgate')).join('\n'));
