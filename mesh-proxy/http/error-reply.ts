@@ -26,11 +26,9 @@ export function sendLocalReply(
     res.destroy();
     return;
   }
-  const headers: Record<string, string | number | string[]> = {
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'x-request-id': requestId,
-  };
+  const headers: Record<string, string | number | string[]> = { 'cache-control': 'no-store', 'x-request-id': requestId };
+  // RFC 9110 §8.6: no Content-Length on a 204 (a CORS preflight's answer) or a 304.
+  if (status !== 204 && status !== 304) headers['content-length'] = Buffer.byteLength(body);
   if (contentType !== undefined) headers['content-type'] = contentType;
   // Says the reply came from a meshgate proxy, not the app (cf. linkerd's l5d-proxy-error), so a
   // proxy upstream of this one can tell a propagated deadline from an endpoint's failure.

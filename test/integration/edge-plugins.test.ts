@@ -100,6 +100,7 @@ test('2. CORS headers ride on the 403 another plugin answered; a preflight never
   const pre = await request(`${base}/private/x`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
   await pre.body.text();
   assert.equal(pre.statusCode, 204);
+  assert.equal(pre.headers['content-length'], undefined, 'no Content-Length on a 204 (RFC 9110 §8.6)');
   assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example.com');
   assert.equal(app.received.length, before);
 });
