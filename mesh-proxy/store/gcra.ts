@@ -1,7 +1,14 @@
 // GCRA over several windows at once, on plain numbers so the memory store and the Redis script
-// (which mirrors these lines in Lua) agree. `tats` holds each window's theoretical arrival time in
-// ms and is advanced in place only when the request passes every window.
+// (which mirrors these lines in Lua) agree. Each window's theoretical arrival time (TAT) is kept as
+// two numbers, whole ms and the fraction ([2i] = ms, [2i+1] = fraction), and the arithmetic is done
+// relative to now: a single float TAT near today's epoch has a 0.24 µs grain, and adding a
+// non-dyadic period/max to it max times drifted enough (≈ max × 0.12 µs) to refuse the max-th
+// request of a burst (5 per 458 ms let 4 through). `tats` is advanced in place only when the
+// request passes every window.
 import type { RateLimitDecision, RateLimitWindow } from './types.ts';
+
+/** Float slack in the comparison: a pass up to period × 1e-9 early (≤ 0.1 ms a day) is accepted. */
+const SLACK = 1e-9;
 
 export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
   let allowed = true;
@@ -11,32 +18,45 @@ export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: 
   let reportRoom = Infinity;
   for (let i = 0; i < windows.length; i++) {
     const w = windows[i];
-    const t = w.periodMs / w.max;
-    const next = Math.max(tats[i], now) + cost * t;
-    const over = next - now - w.periodMs;
-    if (over > 0) {
+    const used = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]);
+    const over = used + (cost * w.periodMs) / w.max - w.periodMs;
+    if (over > w.periodMs * SLACK) {
       if (allowed || over > retryAfterMs) report = i;
       allowed = false;
       retryAfterMs = Math.max(retryAfterMs, over);
     } else if (allowed) {
-      const room = (w.periodMs - (next - now)) / w.periodMs;
+      const room = -over / w.periodMs;
       if (room < reportRoom) {
         reportRoom = room;
         report = i;
       }
     }
   }
-  if (allowed) for (let i = 0; i < windows.length; i++) tats[i] = Math.max(tats[i], now) + (cost * windows[i].periodMs) / windows[i].max;
   const w = windows[report];
-  const t = w.periodMs / w.max;
-  const tat = Math.max(tats[report], now);
-  const used = tat - now; // time the window needs to replenish fully
+  // Time the reported window needs to replenish fully.
+  let used = Math.max(0, tats[2 * report] - now + tats[2 * report + 1]);
+  if (allowed) {
+    for (let i = 0; i < windows.length; i++) {
+      const next = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]) + (cost * windows[i].periodMs) / windows[i].max;
+      const whole = Math.floor(next);
+      tats[2 * i] = now + whole;
+      tats[2 * i + 1] = next - whole;
+      if (i === report) used = next;
+    }
+  }
   return {
     allowed,
     window: report,
     limit: w.max,
-    remaining: Math.max(0, Math.floor((w.periodMs - used) / t + 1e-9)),
+    remaining: Math.max(0, Math.floor(((w.periodMs - used) * w.max) / w.periodMs + SLACK * w.max)),
     resetMs: Math.ceil(used),
     retryAfterMs: Math.ceil(retryAfterMs),
   };
+}
+
+/** When every window of `tats` is fully replenished (ms). */
+export function idleAt(tats: readonly number[]): number {
+  let at = 0;
+  for (let i = 0; i < tats.length; i += 2) at = Math.max(at, tats[i] + Math.ceil(tats[i + 1]));
+  return at;
 }

@@ -3,12 +3,13 @@
 // A request of cost c passes when, for every window, TAT' = max(TAT, now) + c·T stays within
 // now + period (T = period / max); only then are the windows advanced.
 import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../types.ts';
-import { gcra } from '../gcra.ts';
+import { gcra, idleAt } from '../gcra.ts';
 
 /** Idle keys are forgotten once every window has fully replenished (swept at most this often). */
 const SWEEP_EVERY_MS = 10_000;
 
 interface Entry {
+  /** Per window: whole ms and fraction of its theoretical arrival time (see gcra.ts). */
   tats: number[];
   /** When every window is back to full: the entry can be dropped. */
   idleAt: number;
@@ -26,16 +27,12 @@ export class MemoryRateLimits implements RateLimitStore {
   consumeNow(key: string, windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
     if (now >= this.#nextSweep) this.#sweep(now);
     let entry = this.#entries.get(key);
-    if (entry === undefined || entry.tats.length !== windows.length) {
-      entry = { tats: new Array<number>(windows.length).fill(0), idleAt: 0 };
+    if (entry === undefined || entry.tats.length !== 2 * windows.length) {
+      entry = { tats: new Array<number>(2 * windows.length).fill(0), idleAt: 0 };
       this.#entries.set(key, entry);
     }
     const d = gcra(entry.tats, windows, cost, now);
-    if (d.allowed) {
-      let idleAt = 0;
-      for (let i = 0; i < windows.length; i++) idleAt = Math.max(idleAt, entry.tats[i]);
-      entry.idleAt = idleAt;
-    }
+    if (d.allowed) entry.idleAt = idleAt(entry.tats);
     return d;
   }
 
