@@ -1,5 +1,5 @@
 // ioredis connections shaped for a proxy: commands fail fast while Redis is away (no offline queue,
-// one retry, short timeouts) so nothing waits on the store; a separate subscriber connection
+// no resend after a reconnect, short timeouts) so nothing waits on the store; a separate subscriber connection
 // carries change events and resubscribes by itself after a reconnect.
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { StoreConfig } from '../../../config/schema.ts';
@@ -22,7 +22,10 @@ export function createRedisClient(cfg: StoreConfig, role: 'command' | 'subscribe
   };
   const perRole: RedisOptions =
     role === 'command'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: parseDuration(cfg.commandTimeout) }
+      ? // A command in flight when the connection drops is failed, never re-sent after the
+        // reconnect: Redis may already have run it, and a rate-limit check would count twice
+        // (maxRetriesPerRequest: 1 keeps it for a resend; 0 flushes it on the first close).
+        { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: parseDuration(cfg.commandTimeout) }
       : // The store subscribes itself on every 'ready': ioredis's own resubscription happens
         // after 'ready' is emitted, so "connected" would not yet mean "receiving events".
         { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false };
