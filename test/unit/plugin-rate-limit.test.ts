@@ -2,7 +2,10 @@
 // happens when the store cannot answer (fail-open with the local backstop, or fail-closed).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pino from 'pino';
 import { Registry } from 'prom-client';
+import type { RequestContext } from '../../plugins/api.ts';
+import { pluginChainMetrics } from '../../plugins/chain-metrics.ts';
 import rateLimit from '../../plugins/builtin/rate-limit/index.ts';
 import { TrustedProxies } from '../../plugins/builtin/shared/client-address.ts';
 import { pluginHarness, runPlugin } from '../../plugins/testing.ts';
@@ -102,4 +105,46 @@ test('7. buckets belong to the entry: the same caller on two harnesses (routes) 
   assert.equal((await a.run({ clientIp: '10.9.9.9' })).reply?.status, 429);
   await a.close();
   await b.close();
+});
+
+/** A global-level instance (env.route ''), called with minimal request contexts for any route. */
+async function globalInstance(config: Record<string, unknown>) {
+  const env = {
+    place: 'edge' as const,
+    route: '',
+    service: '',
+    log: pino({ level: 'silent' }),
+    metrics: pluginChainMetrics(new Registry()).forPlugins,
+    rateLimits: new MemoryRateLimits(),
+    baseDir: process.cwd(),
+    dryRun: false,
+  };
+  const handlers = await rateLimit.create({ whenStoreDown: 'fail-open', headers: true, trustedProxies: [], ...config } as never, env);
+  return async (route: string, headers: Record<string, string> = {}, clientIp = '10.0.0.1') => {
+    const ctx = {
+      route,
+      clientIp,
+      claims: undefined,
+      consumer: undefined,
+      header: (n: string) => headers[n],
+      addResponseHeader: () => {},
+    } as unknown as RequestContext;
+    const r = await handlers.onRequest!(ctx);
+    return r ? r.status : 200;
+  };
+}
+
+test('8. a global entry: key route gives each route its own bucket; key ip shares one bucket per caller across routes', async () => {
+  const byRoute = await globalInstance({ key: 'route', limits: [{ max: 1, per: '1m' }] });
+  assert.deepEqual([await byRoute('a'), await byRoute('b'), await byRoute('a'), await byRoute('b')], [200, 200, 429, 429]);
+  const byIp = await globalInstance({ key: 'ip', limits: [{ max: 1, per: '1m' }] });
+  assert.deepEqual([await byIp('a'), await byIp('b'), await byIp('b', {}, '10.0.0.2')], [200, 429, 200]);
+});
+
+test('9. the anonymous bucket is not a caller named "anonymous"', async () => {
+  const h = await globalInstance({ key: 'header:x-user', limits: [{ max: 1, per: '1m' }] });
+  assert.equal(await h('r'), 200, 'no header: the anonymous bucket');
+  assert.equal(await h('r', { 'x-user': 'anonymous' }), 200, 'a caller who sends "anonymous" has a bucket of its own');
+  assert.equal(await h('r'), 429);
+  assert.equal(await h('r', { 'x-user': 'anonymous' }), 429);
 });

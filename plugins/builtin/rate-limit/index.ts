@@ -44,7 +44,8 @@ type Extract = (ctx: RequestContext) => string | undefined;
 
 function extractor(key: string, proxies: TrustedProxies): Extract {
   if (key === 'ip') return (ctx) => proxies.clientOf(ctx.clientIp, proxies.empty ? undefined : ctx.header('x-forwarded-for'));
-  if (key === 'route') return () => '';
+  // The route's name, not '': a global or service-level entry still gives each route its own bucket.
+  if (key === 'route') return (ctx) => ctx.route;
   if (key === 'consumer') return (ctx) => ctx.consumer;
   if (key.startsWith('jwt.')) {
     const claim = key.slice(4);
@@ -80,10 +81,12 @@ export default definePlugin({
     const storeErrors = env.metrics.counter('meshgate_plugin_rate_limit_store_errors_total', 'rate-limit checks the store could not answer, by route and mode (fail-open, fail-closed).', ['route', 'mode']);
     let lastLog = 0;
 
+    // Callers without a key value share one bucket whose name no caller can send (':' vs '!').
+    const anonymous = `${scope}!anonymous`;
     const bucketOf = (ctx: RequestContext): string => {
-      const who = extract(ctx) ?? 'anonymous';
-      const k = who.length > MAX_KEY ? createHash('sha256').update(who).digest('base64url') : who;
-      return `${scope}:${k}`;
+      const who = extract(ctx);
+      if (who === undefined) return anonymous;
+      return `${scope}:${who.length > MAX_KEY ? createHash('sha256').update(who).digest('base64url') : who}`;
     };
 
     const decide = (ctx: RequestContext, d: RateLimitDecision): LocalReply | undefined => {
@@ -112,12 +115,16 @@ export default definePlugin({
     };
 
     return {
-      onRequest(ctx) {
+      // One store round trip; the chain awaits it. (async/await: no per-request closures.)
+      async onRequest(ctx) {
         const bucket = bucketOf(ctx);
-        return store.consume(bucket, windows, 1).then(
-          (d) => decide(ctx, d),
-          (err: unknown) => onStoreError(ctx, bucket, err),
-        );
+        let d: RateLimitDecision;
+        try {
+          d = await store.consume(bucket, windows, 1);
+        } catch (err) {
+          return onStoreError(ctx, bucket, err);
+        }
+        return decide(ctx, d);
       },
     };
   },
