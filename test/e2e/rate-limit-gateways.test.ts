@@ -20,8 +20,8 @@ let app: TestApp;
 const procs: MeshgateProcess[] = [];
 const gateways: string[] = [];
 
-async function get(base: string, path: string): Promise<{ status: number; code?: string; headers: Record<string, unknown> }> {
-  const res = await request(`${base}${path}`);
+async function get(base: string, path: string, headers?: Record<string, string>): Promise<{ status: number; code?: string; headers: Record<string, unknown> }> {
+  const res = await request(`${base}${path}`, { headers });
   const text = await res.body.text();
   let code: string | undefined;
   try {
@@ -65,6 +65,7 @@ before(async () => {
       services: { app: {} },
       routes: [
         { name: 'closed', match: { pathPrefix: '/closed' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: N, per: '1h' }], whenStoreDown: 'fail-closed' } }] },
+        { name: 'burst', match: { pathPrefix: '/burst' }, service: 'app', plugins: [{ 'rate-limit': { key: 'header:x-user', limits: [{ max: N, per: '1h' }], whenStoreDown: 'fail-closed' } }] },
         { name: 'open', match: { pathPrefix: '/open' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: 5, per: '1h' }], whenStoreDown: 'fail-open' } }] },
       ],
     });
@@ -118,6 +119,18 @@ describe('rate-limit with Redis', () => {
     assert.equal(last.code, 'RATE_LIMITED');
     assert.equal(last.headers['ratelimit-remaining'], '0');
     assert.ok(Number(last.headers['retry-after']) > 0);
+  });
+
+  test('2b. two gateways, 3·N requests at once from one caller (alternating gateways): exactly N pass', async () => {
+    const all = await Promise.all(Array.from({ length: 3 * N }, (_, i) => get(gateways[i % 2], '/burst/x', { 'x-user': 'concurrent' })));
+    const statuses = all.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, N, JSON.stringify(statuses));
+    assert.equal(statuses.filter((s) => s === 429).length, 2 * N);
+    // every allowed response says how many remained; together they are N−1 … 0, each once
+    const remaining = all.filter((r) => r.status === 200).map((r) => Number(r.headers['ratelimit-remaining'])).sort((a, b) => a - b);
+    assert.deepEqual(remaining, Array.from({ length: N }, (_, i) => i));
+    // another caller is untouched
+    assert.equal((await get(gateways[1], '/burst/x', { 'x-user': 'someone-else' })).status, 200);
   });
 
   test('3. Redis killed: fail-closed answers 503, fail-open limits per process; Redis back: global again', async () => {
