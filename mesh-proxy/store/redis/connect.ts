@@ -1,6 +1,6 @@
 // ioredis connections shaped for a proxy: commands fail fast while Redis is away (no offline queue,
-// no resend after a reconnect, short timeouts) so nothing waits on the store; a separate subscriber connection
-// carries change events and resubscribes by itself after a reconnect.
+// no resend after a reconnect, short timeouts) so nothing waits on the store; a separate subscriber
+// connection carries change events and resubscribes by itself after a reconnect.
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { StoreConfig } from '../../../config/schema.ts';
 import { parseDuration } from '../../../config/duration.ts';
