@@ -49,7 +49,17 @@ const Ratio = (def: number, description: string) => Type.Number({ minimum: 0, ma
 
 export const ServicePolicySchema = Type.Object(
   {
-    protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }),
+    // Absent: what each instance registered (its sidecar's app.protocol), HTTP/1.1 when it says nothing.
+    protocol: Type.Optional(
+      Type.Union([Type.Literal('http1'), Type.Literal('h2'), Type.Literal('h2c')], {
+        description: 'http1, h2 (HTTP/2 over TLS) or h2c (HTTP/2 over plain TCP, prior knowledge)',
+      }),
+    ),
+    // TLS toward instances outside the mesh (protocol h2); mesh hops use mTLS from the mesh section.
+    tls: OptionalSection({
+      ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM text, or a PEM file (relative to the working directory), of the CAs to trust besides the system ones' })),
+      serverName: Type.Optional(Type.String({ minLength: 1, description: 'the name to send by SNI and verify the certificate against' })),
+    }),
     balancer: Type.Union([Type.Literal('p2c-ewma'), Type.Literal('round-robin'), Type.Literal('least-request')], {
       default: 'p2c-ewma',
       description: 'p2c-ewma, round-robin or least-request',
@@ -64,6 +74,8 @@ export const ServicePolicySchema = Type.Object(
       perTry: Type.Optional(Duration()),
       connect: Duration('1s'),
       websocketIdle: Duration('1h'),
+      // A streaming response (gRPC streams) with no data either way for this long is reset (Envoy's stream_idle_timeout).
+      streamIdle: Duration('5m'),
     }),
     pool: Section({
       connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'max connections per endpoint' }),
@@ -112,6 +124,8 @@ export const ServicePolicySchema = Type.Object(
       timeout: Duration('1s'),
       unhealthyThreshold: Type.Integer({ minimum: 1, default: 3 }),
       healthyThreshold: Type.Integer({ minimum: 1, default: 2 }),
+      // The gRPC health-checking protocol (grpc.health.v1.Health/Check) instead of GET path.
+      grpc: OptionalSection({ service: Type.String({ default: '', description: 'the service name asked about ("" = the server as a whole)' }) }),
     }),
   },
   { ...strict, default: {} },
@@ -150,6 +164,7 @@ export const RouteSchema = Type.Object(
     retries: OptionalSection({ allowNonIdempotent: Type.Boolean({ default: false, description: 'retry POST/PATCH after the upstream may have seen them' }) }),
     websocket: Type.Boolean({ default: false, description: 'allow WebSocket upgrades on this route' }),
     websocketIdleTimeout: Type.Optional(Duration()),
+    grpc: Type.Boolean({ default: false, description: 'a gRPC route: only gRPC and gRPC-Web requests, gRPC-Web translated to gRPC' }),
     plugins: Type.Optional(PluginList),
   },
   strict,
@@ -229,6 +244,7 @@ export const GatewayConfigSchema = Type.Object(
         address: Address('0.0.0.0'),
         port: Port(8080),
         redirectToHttps: Type.Boolean({ default: false, description: 'answer plain-HTTP requests with a 308 to the https listener' }),
+        h2c: Type.Boolean({ default: true, description: 'accept HTTP/2 with prior knowledge (h2c) beside HTTP/1.1' }),
       }),
       https: OptionalSection({
         address: Address('0.0.0.0'),
@@ -276,7 +292,11 @@ export const ProxyConfigSchema = Type.Object(
       address: Type.Optional(Type.String({ minLength: 1, description: 'the address peers use to reach this proxy' })),
       metadata: Type.Record(Type.String(), Type.String(), { default: {} }),
     }),
-    app: Section({ address: Address('127.0.0.1'), port: Port(), protocol: Type.Union([Type.Literal('http1')], { default: 'http1', description: 'http1' }) }),
+    app: Section({
+      address: Address('127.0.0.1'),
+      port: Port(),
+      protocol: Type.Union([Type.Literal('http1'), Type.Literal('h2c')], { default: 'http1', description: 'http1 or h2c (HTTP/2 with prior knowledge, e.g. a gRPC server)' }),
+    }),
     inbound: InboundSchema,
     outbound: Listener(4140, '127.0.0.1'),
     admin: Admin(4191),

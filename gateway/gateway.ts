@@ -142,6 +142,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   const listener = new ProxyListener({
     direction: 'edge', edge: true, accessLog: config.log.access, log, metrics,
     router: config.listeners.http.redirectToHttps && httpsConfig ? new RedirectRouter(router, httpsConfig.port) : router,
+    h2c: config.listeners.http.h2c,
   });
   let edgeHttps: EdgeHttps | undefined;
 

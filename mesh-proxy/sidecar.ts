@@ -7,7 +7,7 @@ import type { ProxyConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/duration.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { endpointsView } from './admin/endpoints-view.ts';
-import { createPool } from './client/endpoint-pools.ts';
+import { createH2Pool, createPool } from './client/endpoint-pools.ts';
 import { MeshClient } from './client/mesh-client.ts';
 import { DEFAULT_POLICY } from './client/policy.ts';
 import { Endpoint } from './discovery/endpoint.ts';
@@ -71,7 +71,9 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
   const appEndpoint = new Endpoint(appInstance);
   const inboundTimeoutMs = parseDuration(config.inboundTimeout);
-  const appPool = createPool(appEndpoint.origin, { ...DEFAULT_POLICY, requestTimeoutMs: inboundTimeoutMs });
+  const appPolicy = { ...DEFAULT_POLICY, requestTimeoutMs: inboundTimeoutMs };
+  // An h2c app (a gRPC server) gets multiplexed HTTP/2 sessions; the others a keep-alive pool.
+  const appPool = config.app.protocol === 'h2c' ? createH2Pool(config.app.address, config.app.port, appPolicy) : createPool(appEndpoint.origin, appPolicy);
   const inboundSeries = metrics.requests.series('inbound', node.service, '');
   const accessLog = config.log.access;
 
@@ -172,6 +174,8 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
       zone: node.zone,
       metadata: node.metadata,
       ...(identity ? { identity: identity.id } : {}),
+      // Callers then speak HTTP/2 to this sidecar (h2 by ALPN over mTLS, h2c in plaintext).
+      ...(config.app.protocol === 'h2c' ? { protocol: 'h2' as const } : {}),
     };
     registration = new Registration({
       store, instance, log,

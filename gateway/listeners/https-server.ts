@@ -8,6 +8,7 @@ import { parseDuration } from '../../config/duration.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { Logger } from '../../mesh-proxy/observe/log.ts';
 import { CertificateStore } from './certificate-store.ts';
+import { H2_SERVER_SETTINGS } from '../../mesh-proxy/http/plain-server.ts';
 
 export type HttpsConfig = NonNullable<GatewayConfig['listeners']['https']>;
 
@@ -32,8 +33,7 @@ export async function createEdgeHttps(c: HttpsConfig, baseDir: string, log: Logg
     // Small frames go out at once: Nagle plus delayed ACKs would hold responses for tens of ms.
     noDelay: true,
     ALPNProtocols: c.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
-    // Streams one client may have open at once: bounds what one connection can queue on us.
-    settings: { maxConcurrentStreams: 256 },
+    settings: H2_SERVER_SETTINGS,
   });
   // As the plain listener: idle keep-alive connections outlive clients' pools' idle timeouts.
   (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 65_000;

@@ -5,6 +5,7 @@
 // owner, which decides between relaying, retrying and failing.
 import type { Dispatcher } from 'undici';
 import { streamedBody } from './body-limit.ts';
+import type { UpstreamPool } from './endpoint-pools.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
 import type { Cancellable, Exchange } from './exchange.ts';
@@ -79,7 +80,8 @@ export class Attempt implements Cancellable {
     this.#abort = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  /** `endStream` (HTTP/2 only): the HEADERS frame ended the response (a gRPC trailers-only reply). */
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, endStream = false): boolean {
     if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
     if (this.ex.done) return this.#stop();
     this.#verdict = classifyStatus(statusCode);
@@ -94,7 +96,7 @@ export class Attempt implements Cancellable {
       return true;
     }
     this.#resume = resume;
-    this.ex.commit(statusCode, statusText, rawHeaders, this.endpoint);
+    this.ex.commit(statusCode, statusText, rawHeaders, this.endpoint, endStream);
     return true;
   }
 
@@ -110,8 +112,9 @@ export class Attempt implements Cancellable {
     return false;
   }
 
-  onComplete(): void {
-    if (!this.discarding) this.ex.end();
+  /** `trailers`: undici's raw list (HTTP/1.1 chunked trailers) or the HTTP/2 trailers object. */
+  onComplete(trailers?: Buffer[] | Record<string, string | string[] | undefined> | null): void {
+    if (!this.discarding) this.ex.end(trailers);
     this.#settle(this.#verdict, undefined);
   }
 
@@ -142,7 +145,7 @@ export function headerOf(raw: Buffer[], lowerName: string): string | undefined {
 }
 
 /** Hands an attempt to a connection pool with its per-try timeouts. */
-export function dispatchAttempt(pool: Dispatcher, a: Attempt, headersTimeoutMs: number, bodyTimeoutMs: number): void {
+export function dispatchAttempt(pool: UpstreamPool, a: Attempt, headersTimeoutMs: number, bodyTimeoutMs: number): void {
   const ex = a.ex;
   const opts: Dispatcher.DispatchOptions = {
     path: ex.path,
@@ -154,5 +157,5 @@ export function dispatchAttempt(pool: Dispatcher, a: Attempt, headersTimeoutMs: 
   };
   // Requests undici refuses (e.g. characters it will not put on the wire) come back through
   // onError with UND_ERR_INVALID_ARG, never as a throw.
-  pool.dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
+  (pool as Dispatcher).dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
 }

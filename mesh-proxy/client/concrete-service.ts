@@ -17,6 +17,7 @@ import type { ResilienceMetrics } from '../observe/resilience-metrics.ts';
 import { Attempt, dispatchAttempt, headerOf, type AttemptOwner } from './attempt.ts';
 import type { EndpointPools } from './endpoint-pools.ts';
 import { classifyTransportError } from './errors.ts';
+import { GrpcKind } from '../http/grpc.ts';
 import type { Exchange, ExchangeHolder } from './exchange.ts';
 import type { CompiledPolicy, RetryCondition } from './policy.ts';
 import { readBody } from './request-body.ts';
@@ -193,7 +194,9 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     }
     const remaining = Math.max(1, Math.ceil(ex.remainingMs(now)));
     const perTry = ex.perTryTimeoutMs || this.policy.perTryTimeoutMs;
-    dispatchAttempt(this.#ctx.pools.get(ep, this.policy), a, perTry > 0 ? Math.min(perTry, remaining) : remaining, this.policy.requestTimeoutMs);
+    // After the response starts only idleness is bounded; a streaming call (gRPC) by its own bound.
+    const idle = ex.grpc === GrpcKind.None ? this.policy.requestTimeoutMs : this.policy.streamIdleMs;
+    dispatchAttempt(this.#ctx.pools.get(ep, this.policy), a, perTry > 0 ? Math.min(perTry, remaining) : remaining, idle);
   }
 
   /**

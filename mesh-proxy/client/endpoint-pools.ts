@@ -1,15 +1,30 @@
-// One keep-alive connection pool per endpoint (undici Pool). Pools of endpoints that left the
-// registry are closed gracefully: requests already on them finish first.
+// One connection pool per endpoint: undici's keep-alive Pool for HTTP/1.1, an H2Pool of multiplexed
+// sessions for HTTP/2. Pools of endpoints that left the registry are closed gracefully: requests
+// already on them finish first.
 // An endpoint that registered a SPIFFE identity is reached over mTLS (its pool's connector verifies
-// that identity); the others over plain HTTP.
+// that identity); the others over plain TCP (or TLS for a service configured `protocol: h2`).
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import type { buildConnector as Connector, Pool as PoolTypes } from 'undici';
 import { buildConnector, Pool } from './undici-parts.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
-import { tlsRequiredConnector, type PeerConnectors } from '../identity/mtls-connector.ts';
+import { tlsRequiredConnector, tlsRequiredSocket, type PeerConnectors } from '../identity/mtls-connector.ts';
+import { H2Pool } from './h2-pool.ts';
 import type { CompiledPolicy } from './policy.ts';
 
+/** What a try is dispatched on: undici's Pool (HTTP/1.1) or an H2Pool. */
+export type UpstreamPool = Pool | H2Pool;
+
+/** How to reach an endpoint: its service's configured protocol, else what the instance registered. */
+export function endpointProtocol(ep: Endpoint, policy: CompiledPolicy): 'http1' | 'h2' | 'h2c' {
+  const p = policy.protocol ?? (ep.instance.protocol === 'h2' ? 'h2c' : 'http1');
+  // Over a mesh hop (mTLS) HTTP/2 is negotiated by ALPN whichever variant the service names.
+  if (p !== 'http1' && ep.instance.identity !== undefined) return 'h2';
+  return p;
+}
+
 export class EndpointPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, UpstreamPool>();
   /** Connectors for connections outside the pools (WebSocket tunnels), same checks as the pools'. */
   readonly #connectors = new Map<string, Connector.connector>();
   readonly #tls: PeerConnectors | undefined;
@@ -18,10 +33,12 @@ export class EndpointPools {
     this.#tls = tls;
   }
 
-  get(ep: Endpoint, policy: CompiledPolicy): Pool {
+  get(ep: Endpoint, policy: CompiledPolicy): UpstreamPool {
     let pool = this.#pools.get(ep.poolKey);
     if (pool === undefined) {
-      if (ep.instance.identity === undefined) pool = createPool(ep.origin, policy);
+      const protocol = endpointProtocol(ep, policy);
+      if (protocol !== 'http1') pool = this.#h2Pool(ep, policy, protocol);
+      else if (ep.instance.identity === undefined) pool = createPool(ep.origin, policy);
       else {
         const connect = this.#tls !== undefined ? this.#tls.forEndpoint(ep, policy.connectTimeoutMs) : tlsRequiredConnector(ep);
         pool = createPool(ep.origin, policy, connect);
@@ -29,6 +46,20 @@ export class EndpointPools {
       this.#pools.set(ep.poolKey, pool);
     }
     return pool;
+  }
+
+  #h2Pool(ep: Endpoint, policy: CompiledPolicy, protocol: 'h2' | 'h2c'): H2Pool {
+    const { address: host, port } = ep.instance;
+    let connect: (() => Duplex) | undefined;
+    if (protocol === 'h2c') connect = undefined;
+    else if (ep.instance.identity !== undefined) connect = this.#tls !== undefined ? this.#tls.h2Socket(ep) : tlsRequiredSocket(ep);
+    // A TLS upstream outside the mesh: the system's trust store, plus the service's tls.ca.
+    else {
+      const servername = policy.tls?.serverName ?? (isIp(host) ? undefined : host);
+      const ca = policy.tls?.ca !== undefined ? [...tls.rootCertificates, policy.tls.ca] : undefined;
+      connect = () => tls.connect({ host, port, ALPNProtocols: ['h2'], servername, ...(ca ? { ca } : {}) });
+    }
+    return createH2Pool(host, port, policy, connect);
   }
 
   /** Connects one socket of its own to `ep` (TCP, or mTLS checking the registered identity). */
@@ -58,6 +89,24 @@ export class EndpointPools {
     this.#pools.clear();
     await Promise.allSettled(all.map((p) => p.close()));
   }
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$|:/.test(host);
+}
+
+/** HTTP/2 sessions to one address; `connect` makes TLS sockets (absent: h2c). */
+export function createH2Pool(host: string, port: number, policy: CompiledPolicy, connect?: () => Duplex): H2Pool {
+  return new H2Pool({
+    scheme: connect === undefined ? 'http' : 'https',
+    host,
+    port,
+    // Streams multiplex: a few sessions carry what HTTP/1.1 needs many connections for.
+    maxSessions: Math.max(1, Math.min(policy.connections, 4)),
+    connectTimeoutMs: policy.connectTimeoutMs,
+    idleMs: policy.keepAliveMs,
+    ...(connect !== undefined ? { connect } : {}),
+  });
 }
 
 export function createPool(origin: string, policy: CompiledPolicy, connect?: PoolTypes.Options['connect']): Pool {

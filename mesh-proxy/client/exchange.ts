@@ -8,7 +8,8 @@ import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
 import { formatGrpcTimeout } from '../http/deadline.ts';
-import { sendError, sendLocalReply } from '../http/error-reply.ts';
+import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts';
+import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 
@@ -53,6 +54,19 @@ export interface Cancellable {
   cancel(reason: Error): void;
 }
 
+/** The response half of a gRPC-Web translation (gateway/grpc-web/translation.ts). */
+export interface GrpcWebTranslation {
+  /** Rewrites the upstream's headers (content-type) for the browser, in place. */
+  responseHeaders(headers: string[]): void;
+  data(chunk: Buffer): Buffer;
+  /** The last bytes: the trailers as a gRPC-Web trailer frame. */
+  end(trailers: Record<string, string | string[] | undefined>): Buffer;
+  readonly responseContentType: string;
+}
+
+type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
+type H2Response = ServerResponse & { stream?: import('node:http2').ServerHttp2Stream };
+
 const kExchange = Symbol('meshgate.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
 
@@ -90,6 +104,12 @@ export class Exchange implements ForwardedRequest {
   callerTimeoutMs = -1;
   timeoutSlot = -1;
   grpcTimeoutSlot = -1;
+  grpc: GrpcKind = GrpcKind.None;
+  contentTypeSlot = -1;
+  /** The call's gRPC status as it ended (trailers, a trailers-only reply, or a local error); -1: none seen. */
+  grpcStatus = -1;
+  /** A gRPC-Web call translated here: the response is re-framed for the browser (gateway/grpc-web). */
+  grpcWeb: GrpcWebTranslation | undefined;
   path: string;
   service = '';
   route = '';
@@ -132,6 +152,8 @@ export class Exchange implements ForwardedRequest {
   /** performance.now() when the upstream switched protocols (0: it has not). */
   switchedAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The response went out as one HEADERS frame that ended the stream (a trailers-only reply). */
+  #endedWithHeaders = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, owner: ExchangeOwner) {
     this.req = req;
@@ -192,7 +214,7 @@ export class Exchange implements ForwardedRequest {
   }
 
   /** The chosen try's response starts: headers go to the client; the deadline now only bounds idleness. */
-  commit(statusCode: number, statusText: string, rawHeaders: Buffer[], endpoint: Endpoint | undefined): void {
+  commit(statusCode: number, statusText: string, rawHeaders: Buffer[], endpoint: Endpoint | undefined, endStream = false): void {
     this.committed = true;
     this.statusCode = statusCode;
     if (endpoint) this.endpoint = endpoint;
@@ -200,7 +222,23 @@ export class Exchange implements ForwardedRequest {
     const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
     if (this.echoRequestId) headers.push('x-request-id', this.requestId);
     if (this.hooks !== undefined) this.hooks.onResponse(this, statusCode, headers, false);
+    if (this.grpc !== GrpcKind.None) {
+      // A trailers-only reply carries its status in the headers.
+      const status = valueOf(headers, 'grpc-status');
+      if (status !== undefined) this.grpcStatus = Number(status);
+      this.grpcWeb?.responseHeaders(headers);
+    }
     if (this.h2) {
+      const stream = (this.res as H2Response).stream;
+      if (endStream && stream !== undefined) {
+        // Node's compatibility layer always sends the end of a response as a frame of its own;
+        // a gRPC client reads a status only from a HEADERS frame that ends the stream.
+        const out: Record<string, string | string[] | number> = { ':status': statusCode };
+        for (let i = 0; i < headers.length; i += 2) addHeader(out, headers[i].toLowerCase(), headers[i + 1]);
+        stream.respond(out, { endStream: true });
+        this.#endedWithHeaders = true;
+        return;
+      }
       this.res.writeHead(statusCode, headers);
       return;
     }
@@ -210,13 +248,25 @@ export class Exchange implements ForwardedRequest {
 
   /** Relays a body chunk; false asks the upstream to pause until `resume` is called on 'drain'. */
   write(chunk: Buffer, resume: () => void): boolean {
-    const ok = this.res.write(chunk);
+    const ok = this.res.write(this.grpcWeb === undefined ? chunk : this.grpcWeb.data(chunk));
     if (!ok) this.res.once('drain', resume);
     return ok;
   }
 
-  end(): void {
+  /** The response is complete; `trailers` (gRPC's status among them) follow the body. */
+  end(trailers?: Trailers): void {
     if (this.done) return;
+    if (this.#endedWithHeaders) {
+      this.#finish();
+      return;
+    }
+    const t = trailers === undefined || trailers === null ? undefined : trailerObject(trailers);
+    if (this.grpc !== GrpcKind.None && t !== undefined) {
+      const status = t['grpc-status'];
+      if (typeof status === 'string') this.grpcStatus = Number(status);
+    }
+    if (this.grpcWeb !== undefined) this.res.write(this.grpcWeb.end(t ?? {}));
+    else if (t !== undefined) this.res.addTrailers(t as Record<string, string>);
     this.res.end();
     this.#finish();
   }
@@ -229,8 +279,22 @@ export class Exchange implements ForwardedRequest {
     if (!this.committed) this.statusCode = status;
     let extra: string[] | undefined;
     if (this.hooks !== undefined && !this.committed) this.hooks.onResponse(this, status, (extra = []), true);
-    sendError(this.res, status, code, message, this.requestId, this.owner.draining && !this.h2, extra);
+    if (this.grpc !== GrpcKind.None) this.#grpcError(ERROR_KINDS[code].grpcStatus, code, message, extra);
+    else sendError(this.res, status, code, message, this.requestId, this.owner.draining && !this.h2, extra);
     this.#finish();
+  }
+
+  /**
+   * A gRPC caller gets errors as gRPC statuses (HTTP 200, grpc-status, grpc-message) in a
+   * trailers-only reply, never an HTTP error body its client cannot read.
+   */
+  #grpcError(grpcStatus: number, code: string, message: string, extra: readonly string[] | undefined): void {
+    if (!this.committed) {
+      this.statusCode = 200;
+      this.grpcStatus = grpcStatus;
+    }
+    const contentType = this.grpcWeb?.responseContentType ?? (this.grpc === GrpcKind.Grpc ? 'application/grpc' : this.grpc === GrpcKind.WebText ? 'application/grpc-web-text+proto' : 'application/grpc-web+proto');
+    sendGrpcError(this.res, this.h2, contentType, grpcStatus, code, message, this.requestId, extra);
   }
 
   /**
@@ -244,6 +308,12 @@ export class Exchange implements ForwardedRequest {
     const extra: string[] = [];
     if (headers !== undefined) for (const name in headers) extra.push(name, headers[name]);
     if (this.hooks !== undefined) this.hooks.onResponse(this, status, extra, true);
+    if (this.grpc !== GrpcKind.None && status >= 400) {
+      const kind = code !== undefined && Object.hasOwn(ERROR_KINDS, code) ? ERROR_KINDS[code as MeshErrorCode] : undefined;
+      this.#grpcError(kind?.grpcStatus ?? grpcStatusForHttp(status), code ?? `HTTP_${status}`, message ?? (typeof body === 'string' && body.length > 0 ? body : `HTTP ${status}`), extra);
+      this.#finish();
+      return;
+    }
     const close = this.owner.draining && !this.h2;
     if (body === undefined && code !== undefined) sendError(this.res, status, code, message ?? code, this.requestId, close, extra);
     else sendLocalReply(this.res, status, code, body ?? '', undefined, this.requestId, close, extra);
@@ -311,4 +381,35 @@ export class Exchange implements ForwardedRequest {
     this.owner.finished(this);
     if (this.hooks !== undefined) this.hooks.onFinished(this);
   }
+}
+
+function valueOf(headers: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].length === lowerName.length && headers[i].toLowerCase() === lowerName) return headers[i + 1];
+  return undefined;
+}
+
+function addHeader(out: Record<string, string | string[] | number>, name: string, value: string): void {
+  const prev = out[name];
+  if (prev === undefined) out[name] = value;
+  else out[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+}
+
+/** Trailers as an object of lower-case names, from undici's raw list or an HTTP/2 trailers object. */
+function trailerObject(trailers: NonNullable<Trailers>): Record<string, string | string[]> | undefined {
+  const out: Record<string, string | string[]> = {};
+  let any = false;
+  if (Array.isArray(trailers)) {
+    for (let i = 0; i < trailers.length; i += 2) {
+      addHeader(out as Record<string, string | string[] | number>, trailers[i].toString('latin1').toLowerCase(), trailers[i + 1].toString('latin1'));
+      any = true;
+    }
+  } else {
+    for (const name in trailers) {
+      const v = trailers[name];
+      if (v === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
+      out[name] = v;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseDuration } from '../../config/duration.ts';
 import type { ServicePolicy } from '../../config/schema.ts';
 import { validators } from '../../config/validators.ts';
@@ -12,6 +13,8 @@ export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '502' | '
 /** A service's client policy with durations resolved once, at load. */
 export interface CompiledPolicy {
   readonly protocol: ServicePolicy['protocol'];
+  /** TLS toward instances outside the mesh (protocol h2): extra trusted CAs (PEM) and the SNI name. */
+  readonly tls: { readonly ca: string | undefined; readonly serverName: string | undefined } | undefined;
   readonly balancer: BalancerKind;
   readonly zone: { readonly prefer: boolean; readonly minHealthy: number; readonly minShare: number };
   readonly requestTimeoutMs: number;
@@ -20,6 +23,8 @@ export interface CompiledPolicy {
   readonly connectTimeoutMs: number;
   /** An open WebSocket tunnel with no traffic either way for this long is closed. */
   readonly websocketIdleMs: number;
+  /** A streaming (gRPC) response idle this long is reset. */
+  readonly streamIdleMs: number;
   readonly connections: number;
   readonly keepAliveMs: number;
   readonly retry: {
@@ -39,6 +44,8 @@ export interface CompiledPolicy {
     readonly timeoutMs: number;
     readonly unhealthyThreshold: number;
     readonly healthyThreshold: number;
+    /** Set: grpc.health.v1.Health/Check asking about this service name, instead of GET path. */
+    readonly grpcService: string | undefined;
   };
 }
 
@@ -46,12 +53,14 @@ export function compilePolicy(p: ServicePolicy): CompiledPolicy {
   const ms = parseDuration;
   return Object.freeze({
     protocol: p.protocol,
+    tls: p.tls ? Object.freeze({ ca: p.tls.ca === undefined ? undefined : readPem(p.tls.ca), serverName: p.tls.serverName }) : undefined,
     balancer: p.balancer,
     zone: Object.freeze({ ...p.zone }),
     requestTimeoutMs: ms(p.timeouts.request),
     perTryTimeoutMs: p.timeouts.perTry ? ms(p.timeouts.perTry) : 0,
     connectTimeoutMs: ms(p.timeouts.connect),
     websocketIdleMs: ms(p.timeouts.websocketIdle),
+    streamIdleMs: ms(p.timeouts.streamIdle),
     connections: p.pool.connections,
     keepAliveMs: ms(p.pool.keepAlive),
     retry: Object.freeze({
@@ -87,6 +96,7 @@ export function compilePolicy(p: ServicePolicy): CompiledPolicy {
           timeoutMs: ms(p.healthCheck.timeout),
           unhealthyThreshold: p.healthCheck.unhealthyThreshold,
           healthyThreshold: p.healthCheck.healthyThreshold,
+          grpcService: p.healthCheck.grpc?.service,
         })
       : undefined,
   });
@@ -99,4 +109,14 @@ function defaultPolicy(): ServicePolicy {
   const p = {};
   if (!validators.validateService(p)) throw new Error('the default service policy does not validate');
   return p as ServicePolicy; // filled in by the validator's defaults
+}
+
+/** Inline PEM, or a file holding it (read once, when the policy is compiled at start). */
+function readPem(v: string): string {
+  if (v.startsWith('-----BEGIN')) return v;
+  try {
+    return readFileSync(v, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the CA file ${v} (services.*.tls.ca): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }

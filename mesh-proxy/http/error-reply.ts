@@ -1,6 +1,8 @@
 // Replies meshgate writes itself: mesh errors with the JSON body {"error":{"code","message","requestId"}},
 // and plugins' local replies (a 401, a 429, a CORS preflight's 204).
 import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import { encodeGrpcMessage } from './grpc.ts';
 
 export const ERROR_HEADER = 'x-meshgate-error';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -45,4 +47,43 @@ export function sendLocalReply(
   }
   res.writeHead(status, headers);
   res.end(body);
+}
+
+/**
+ * A gRPC error as a trailers-only reply: HTTP 200 whose one HEADERS frame carries grpc-status and
+ * grpc-message and ends the stream (over HTTP/1.1, for gRPC-Web, headers and an empty body). After
+ * the response has started the stream is reset instead: the client sees the call fail, never a
+ * truncated success.
+ */
+export function sendGrpcError(
+  res: ServerResponse, h2: boolean, contentType: string, grpcStatus: number, code: string, message: string, requestId: string,
+  extra?: readonly string[],
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | number | string[]> = {
+    'content-type': contentType,
+    'grpc-status': String(grpcStatus),
+    'grpc-message': encodeGrpcMessage(message),
+    [ERROR_HEADER]: code,
+    'x-request-id': requestId,
+  };
+  if (extra !== undefined) {
+    for (let i = 0; i < extra.length; i += 2) {
+      const name = extra[i].toLowerCase();
+      if (name === 'content-type' || name === 'content-length' || name.startsWith('grpc-')) continue;
+      const prev = headers[name];
+      headers[name] = prev === undefined ? extra[i + 1] : Array.isArray(prev) ? [...prev, extra[i + 1]] : [String(prev), extra[i + 1]];
+    }
+  }
+  const stream = h2 ? (res as unknown as { stream?: ServerHttp2Stream }).stream : undefined;
+  if (stream !== undefined) {
+    if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': 200, ...headers }, { endStream: true });
+    return;
+  }
+  headers['content-length'] = 0;
+  res.writeHead(200, headers);
+  res.end();
 }

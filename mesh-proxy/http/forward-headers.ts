@@ -4,6 +4,7 @@
 // every header: only names whose length matches a field of interest are lowercased.
 import { parseGrpcTimeout, parseTimeoutMs, TIMEOUT_HEADER } from './deadline.ts';
 import { isValidRequestId, newRequestId, nextTraceparent } from './ids.ts';
+import { GrpcKind, grpcKindOf } from './grpc.ts';
 
 /** Fields that never cross a hop. `expect` too: the listener already answered 100-continue. */
 function hopByHop(lower: string): boolean {
@@ -24,7 +25,7 @@ function hopByHop(lower: string): boolean {
   }
 }
 
-const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21]);
+const INTEREST = new Set([2, 6, 7, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21]); // 12: content-type too
 
 /** Set by an mTLS inbound hop from the verified certificate only; a copy arriving from anywhere is dropped. */
 export const CLIENT_ID_HEADER = 'x-meshgate-client-id';
@@ -46,6 +47,10 @@ export interface ForwardedRequest {
   timeoutSlot: number;
   /** Likewise for grpc-timeout, when the caller sent one; -1 otherwise. */
   grpcTimeoutSlot: number;
+  /** gRPC or gRPC-Web, by content-type: errors then go back as gRPC statuses. */
+  grpc: GrpcKind;
+  /** Where the content-type sits in `headers` (a gRPC-Web translation rewrites it); -1 when absent. */
+  contentTypeSlot: number;
 }
 
 /**
@@ -65,6 +70,8 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
   let callerTimeoutMs = -1;
   let contentLength = -1;
   let grpc = false;
+  let grpcKind: GrpcKind = GrpcKind.None;
+  let contentTypeSlot = -1;
   let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
@@ -112,6 +119,10 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
           contentLength = Number(value);
           if (contentLength !== 0) hasBody = true;
           break;
+        case 'content-type':
+          grpcKind = grpcKindOf(value);
+          contentTypeSlot = headers.length + 1;
+          break;
       }
     } else if (name.length === 4 && name.toLowerCase() === 'host') {
       if (host !== undefined) out.badRequest = 'the request has more than one Host header';
@@ -135,6 +146,10 @@ export function forwardRequestHeaders(raw: string[], edgeClientIp: string | null
     headers.push('grpc-timeout', '');
     out.grpcTimeoutSlot = headers.length - 1;
   } else out.grpcTimeoutSlot = -1;
+  // gRPC servers may insist on it (PROTOCOL-HTTP2.md); as a hop-by-hop field it was dropped above.
+  if (grpcKind === GrpcKind.Grpc) headers.push('te', 'trailers');
+  out.grpc = grpcKind;
+  out.contentTypeSlot = contentTypeSlot;
   out.callerTimeoutMs = callerTimeoutMs;
   if (edge) {
     headers.push('x-forwarded-for', xff === undefined ? edgeClientIp : `${xff}, ${edgeClientIp}`, 'x-forwarded-proto', proto);

@@ -2,7 +2,7 @@
 // inbound side differ only in the Router that decides where an exchange goes; in-flight tracking,
 // graceful drain, metrics and the access log live here once.
 import http from 'node:http';
-import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
+import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
@@ -12,6 +12,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { Direction, RequestSeries } from '../observe/request-metrics.ts';
 import { websocketMetrics, type WebSocketMetrics } from '../observe/websocket-metrics.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
+import { createPlainServers } from './plain-server.ts';
 import { destroyOnError, endSocketOnFinish, upgradeKind } from './upgrade.ts';
 
 export interface Router {
@@ -27,12 +28,12 @@ export interface ProxyListenerOptions {
   accessLog: boolean;
   /** The edge states x-forwarded-* and echoes x-request-id to clients. */
   edge: boolean;
+  /** Plain listeners also accept HTTP/2 with prior knowledge (default true). */
+  h2c?: boolean;
 }
 
-/** Any server that emits node:http-style 'request' events: http, https, or http2 with allowHTTP1. */
-export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer;
-
-const PLAIN_SERVER_OPTIONS: http.ServerOptions = { keepAliveTimeout: 65_000, requireHostHeader: true };
+/** Any server that emits node:http-style 'request' events: http, https, http2 (compatibility API). */
+export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer | Http2Server;
 
 const SHUTDOWN = Object.assign(new Error('the proxy is shutting down'), { code: SHUTDOWN_ERROR });
 
@@ -51,12 +52,20 @@ export class ProxyListener implements ExchangeOwner {
   readonly #ws: WebSocketMetrics;
   #inflight = 0;
   #draining = false;
+  #listened = false;
 
   constructor(opts: ProxyListenerOptions) {
     this.#o = opts;
     this.#unrouted = opts.metrics.requests.series(opts.direction, '', '');
     this.#ws = websocketMetrics(opts.metrics.registry);
-    this.server = http.createServer(PLAIN_SERVER_OPTIONS);
+    this.server = this.#plain();
+  }
+
+  /** A plain listener's server; its h2c twin (fed by the listener's sniffer) shares this listener's handlers. */
+  #plain(): http.Server {
+    const { h1, h2 } = createPlainServers(this.#o.h2c ?? true);
+    if (h2 !== undefined) this.#attach(h2);
+    return h1;
   }
 
   get draining(): boolean {
@@ -72,8 +81,9 @@ export class ProxyListener implements ExchangeOwner {
    * with the options it needs) whose requests then share this listener's router, drain and metrics.
    */
   async listen(address: string, port: number, server?: RequestServer): Promise<AddressInfo> {
-    const srv = server ?? (this.#servers.length === 0 ? this.server : http.createServer(PLAIN_SERVER_OPTIONS));
-    if (this.#servers.length === 0) this.server = srv;
+    const srv = server ?? (this.#listened ? this.#plain() : this.server);
+    if (!this.#listened) this.server = srv;
+    this.#listened = true;
     this.#attach(srv);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -111,6 +121,7 @@ export class ProxyListener implements ExchangeOwner {
   /** Stops accepting, lets in-flight requests finish (bounded by drainMs), then closes everything. */
   async close(drainMs: number): Promise<void> {
     this.#draining = true;
+    // An h2c twin never listened: its close() reports that, and is done.
     const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const s of this.#servers) (s as http.Server).closeIdleConnections?.();
     // GOAWAY: the client opens no new streams here; those in flight finish.

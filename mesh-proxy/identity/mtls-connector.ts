@@ -7,7 +7,9 @@
 // connections finish on the old one.
 import type { buildConnector as Connector } from 'undici';
 import { buildConnector } from '../client/undici-parts.ts';
-import type { PeerCertificate } from 'node:tls';
+import net from 'node:net';
+import tls, { type PeerCertificate } from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { Logger } from '../observe/log.ts';
 import { identityInSan, parseSpiffeId } from './spiffe.ts';
@@ -44,22 +46,26 @@ export class PeerConnectors {
     this.#log = log;
   }
 
+  #refusal(ep: Endpoint): PeerIdentityError | undefined {
+    const problem = registeredIdentityProblem(ep, this.#identity.trustDomain);
+    if (problem === undefined) return undefined;
+    this.#log.warn({ service: ep.instance.service, instance: ep.instance.id, registered: ep.instance.identity }, 'refusing to connect to an endpoint with an unacceptable identity');
+    return new PeerIdentityError(PEER_IDENTITY_ERROR, problem);
+  }
+
+  #recordFailure(ep: Endpoint, e: NodeJS.ErrnoException): void {
+    if (e.code === 'ECONNREFUSED' || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ECONNRESET') return;
+    const reason = e.code === PEER_IDENTITY_ERROR ? 'identity-mismatch' : handshakeFailureReason(e, undefined);
+    this.#identity.recordHandshakeFailure('outbound', reason);
+    this.#log.warn({ dir: 'outbound', service: ep.instance.service, instance: ep.instance.id, reason, err: e.message }, 'mTLS connection to an upstream refused');
+  }
+
   /** The `connect` function of one endpoint's pool. */
   forEndpoint(ep: Endpoint, timeoutMs: number): Connector.connector {
     const identity = this.#identity;
-    const log = this.#log;
-    const expected = ep.instance.identity!;
-    const problem = registeredIdentityProblem(ep, identity.trustDomain);
-    if (problem !== undefined) {
-      log.warn({ service: ep.instance.service, instance: ep.instance.id, registered: expected }, 'refusing to connect to an endpoint with an unacceptable identity');
-      const err = new PeerIdentityError(PEER_IDENTITY_ERROR, problem);
-      return (_opts, callback) => callback(err, null);
-    }
-    const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-      const presented = identityInSan(cert.subjectaltname);
-      if (presented === expected) return undefined;
-      return new PeerIdentityError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
-    };
+    const refused = this.#refusal(ep);
+    if (refused !== undefined) return (_opts, callback) => callback(refused, null);
+    const checkServerIdentity = serverIdentityCheck(ep);
     let generation = -1;
     let inner: Connector.connector | undefined;
     return (opts, callback) => {
@@ -69,12 +75,7 @@ export class PeerConnectors {
       }
       inner(opts, (err, socket) => {
         if (err !== null) {
-          const e = err as NodeJS.ErrnoException;
-          if (e.code !== 'ECONNREFUSED' && e.code !== 'UND_ERR_CONNECT_TIMEOUT' && e.code !== 'ECONNRESET') {
-            const reason = e.code === PEER_IDENTITY_ERROR ? 'identity-mismatch' : handshakeFailureReason(e, undefined);
-            identity.recordHandshakeFailure('outbound', reason);
-            log.warn({ dir: 'outbound', service: ep.instance.service, instance: ep.instance.id, reason, err: e.message }, 'mTLS connection to an upstream refused');
-          }
+          this.#recordFailure(ep, err as NodeJS.ErrnoException);
           callback(err, null);
           return;
         }
@@ -82,6 +83,45 @@ export class PeerConnectors {
       });
     };
   }
+
+  /**
+   * For an HTTP/2 pool: makes one mTLS socket per session (ALPN h2), with the same checks and the
+   * identity's current certificate.
+   */
+  h2Socket(ep: Endpoint): () => Duplex {
+    const refused = this.#refusal(ep);
+    if (refused !== undefined) return () => failedSocket(refused);
+    const identity = this.#identity;
+    const checkServerIdentity = serverIdentityCheck(ep);
+    const { address: host, port } = ep.instance;
+    return () => {
+      const socket = tls.connect({ host, port, secureContext: identity.clientContext, rejectUnauthorized: true, checkServerIdentity, ALPNProtocols: ['h2'], servername: '' });
+      socket.once('error', (err) => this.#recordFailure(ep, err));
+      return socket;
+    };
+  }
+}
+
+function serverIdentityCheck(ep: Endpoint): (host: string, cert: PeerCertificate) => Error | undefined {
+  const expected = ep.instance.identity!;
+  return (_host, cert) => {
+    const presented = identityInSan(cert.subjectaltname);
+    if (presented === expected) return undefined;
+    return new PeerIdentityError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
+  };
+}
+
+/** A socket that fails as soon as it is used: the session reports `err` as its connect error. */
+function failedSocket(err: Error): Duplex {
+  const socket = new net.Socket();
+  process.nextTick(() => socket.destroy(err));
+  return socket;
+}
+
+/** tlsRequiredConnector's counterpart for HTTP/2 pools. */
+export function tlsRequiredSocket(ep: Endpoint): () => Duplex {
+  const err = new PeerIdentityError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
+  return () => failedSocket(err);
 }
 
 /** For a proxy without a mesh identity: an endpoint that registered one cannot be reached in plaintext. */

@@ -3,12 +3,13 @@
 // handshake completes, and kept on the socket; requests read it from there. Rotation swaps the
 // server's context with setSecureContext(): new handshakes get the new certificate, open
 // connections carry on.
-import https from 'node:https';
+import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../observe/log.ts';
 import { identityInSan } from './spiffe.ts';
 import type { HandshakeFailure, WorkloadIdentity } from './workload-identity.ts';
+import { H2_SERVER_SETTINGS } from '../http/plain-server.ts';
 
 const kPeerIdentity = Symbol('meshgate.peerIdentity');
 type IdentifiedSocket = Socket & { [kPeerIdentity]?: string };
@@ -58,16 +59,22 @@ export function handshakeFailureReason(err: NodeJS.ErrnoException, socket: TLSSo
   }
 }
 
-export function createMtlsServer(identity: WorkloadIdentity, log: Logger): https.Server {
-  const server = https.createServer({
+/**
+ * HTTP/1.1 and HTTP/2 by ALPN: callers reach an HTTP/2 (gRPC) service's sidecar over h2, the others
+ * over HTTP/1.1 as before.
+ */
+export function createMtlsServer(identity: WorkloadIdentity, log: Logger): http2.Http2SecureServer {
+  const server = http2.createSecureServer({
     ...identity.serverContextOptions(),
     requestCert: true,
     rejectUnauthorized: true,
-    // As the plain listener: idle keep-alive connections outlive the callers' pools' idle timeouts.
-    keepAliveTimeout: 65_000,
-    requireHostHeader: true,
-  } as https.ServerOptions);
-  server.keepAliveTimeout = 65_000;
+    allowHTTP1: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    noDelay: true,
+    settings: H2_SERVER_SETTINGS,
+  } as http2.SecureServerOptions);
+  // As the plain listener: idle keep-alive connections outlive the callers' pools' idle timeouts.
+  (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 65_000;
   server.prependListener('secureConnection', onSecureConnection);
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);

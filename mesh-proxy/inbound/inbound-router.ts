@@ -3,7 +3,8 @@
 // calling the app). No retries toward the local app: the caller's side owns retries. With mTLS the
 // caller's verified identity (read once per connection) is authorized here and handed to the app in
 // x-meshgate-client-id.
-import type { Pool } from 'undici';
+import type { UpstreamPool } from '../client/endpoint-pools.ts';
+import { GrpcKind } from '../http/grpc.ts';
 import type { Counter } from 'prom-client';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { buildConnector as Connector } from 'undici';
@@ -23,6 +24,8 @@ import type { ChainNext, PluginChain } from '../../plugins/chain.ts';
 
 /** The app is local: a WebSocket tunnel's connection to it either opens at once or not at all. */
 const APP_CONNECT_TIMEOUT_MS = 1000;
+/** As the callers' default timeouts.streamIdle. */
+const STREAM_IDLE_MS = 300_000;
 
 export interface InboundAuthorization {
   authorizer: Authorizer;
@@ -38,12 +41,12 @@ export class InboundRouter implements Router, AttemptOwner, ChainNext {
   #appConnector: Connector.connector | undefined;
   readonly #service: string;
   readonly #app: Endpoint;
-  readonly #pool: Pool;
+  readonly #pool: UpstreamPool;
   readonly #series: RequestSeries;
   readonly #timeoutMs: number;
   readonly #authz: InboundAuthorization | undefined;
 
-  constructor(service: string, app: Endpoint, pool: Pool, series: RequestSeries, timeoutMs: number, authz?: InboundAuthorization) {
+  constructor(service: string, app: Endpoint, pool: UpstreamPool, series: RequestSeries, timeoutMs: number, authz?: InboundAuthorization) {
     this.#authz = authz;
     this.#service = service;
     this.#app = app;
@@ -91,7 +94,8 @@ export class InboundRouter implements Router, AttemptOwner, ChainNext {
     }
     const a = new Attempt(ex, this.#app, this, now);
     ex.current = a;
-    dispatchAttempt(this.#pool, a, Math.max(1, Math.ceil(ex.remainingMs(now))), this.#timeoutMs);
+    // A streaming call (gRPC) may stay quiet longer than a request may take to start answering.
+    dispatchAttempt(this.#pool, a, Math.max(1, Math.ceil(ex.remainingMs(now))), ex.grpc === GrpcKind.None ? this.#timeoutMs : STREAM_IDLE_MS);
   }
 
   retryOnStatus(): boolean {

@@ -26,6 +26,10 @@ export function classifyErrorCode(code: string | undefined): Verdict {
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
     case 'SELF_SIGNED_CERT_IN_CHAIN':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    // HTTP/2: the peer refused the stream (REFUSED_STREAM, or beyond a GOAWAY's last stream id),
+    // or ALPN did not agree on h2: not processed (RFC 9113 §8.7).
+    case 'ERR_MESH_H2_REFUSED_STREAM':
+    case 'ERR_MESH_H2_NOT_NEGOTIATED':
       return 'connect-failure';
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':

@@ -1,5 +1,6 @@
-// Optional active health checks for one service (Envoy's HTTP health checker): every interval each
-// endpoint gets a GET of the configured path through its connection pool; after enough consecutive
+// Optional active health checks for one service (Envoy's HTTP and gRPC health checkers): every
+// interval each endpoint gets a GET of the configured path, or a grpc.health.v1 Check, through its
+// connection pool (health-probe.ts); after enough consecutive
 // failures it is marked unhealthy (ejected, within the outlier cap) until enough checks pass.
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { EndpointCache } from '../discovery/endpoint-cache.ts';
@@ -7,6 +8,7 @@ import type { EndpointPools } from '../client/endpoint-pools.ts';
 import type { CompiledPolicy } from '../client/policy.ts';
 import type { Logger } from '../observe/log.ts';
 import type { OutlierDetector } from './outlier-detector.ts';
+import { probe } from './health-probe.ts';
 
 interface Checked {
   readonly name: string;
@@ -50,20 +52,7 @@ export class HealthChecker {
   }
 
   async #check(ep: Endpoint, members: readonly Endpoint[]): Promise<void> {
-    let ok = false;
-    try {
-      const res = await this.#pools.get(ep, this.#svc.policy).request({
-        path: this.#p.path,
-        method: 'GET',
-        headers: { host: this.#svc.name, 'user-agent': 'meshgate-health-check' },
-        headersTimeout: this.#p.timeoutMs,
-        bodyTimeout: this.#p.timeoutMs,
-      });
-      await res.body.dump();
-      ok = res.statusCode >= 200 && res.statusCode < 300;
-    } catch {
-      ok = false;
-    }
+    const ok = await probe(this.#pools.get(ep, this.#svc.policy), { path: this.#p.path, timeoutMs: this.#p.timeoutMs, grpcService: this.#p.grpcService, authority: this.#svc.name });
     let s = this.#streaks.get(ep);
     if (s === undefined) this.#streaks.set(ep, (s = { ok: 0, failed: 0, healthy: true }));
     if (ok) {

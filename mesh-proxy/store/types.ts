@@ -12,6 +12,8 @@ export interface Instance {
   readonly metadata: Readonly<Record<string, string>>;
   /** The SPIFFE identity its sidecar presents (mTLS); absent: the endpoint speaks plain HTTP. */
   readonly identity?: string;
+  /** 'h2': the endpoint speaks HTTP/2 (ALPN h2 over mTLS, prior knowledge in plaintext); absent: HTTP/1.1. */
+  readonly protocol?: 'h2';
 }
 
 export type RegistryEvent =
@@ -104,6 +106,7 @@ export function isInstance(v: unknown): v is Instance {
     typeof o.zone === 'string' &&
     o.metadata !== null &&
     typeof o.metadata === 'object' &&
-    (o.identity === undefined || typeof o.identity === 'string')
+    (o.identity === undefined || typeof o.identity === 'string') &&
+    (o.protocol === undefined || o.protocol === 'h2')
   );
 }

@@ -76,7 +76,7 @@ describe('defaults', () => {
       assert.deepEqual(c, {
         node: { name: 'gateway', dc: 'local', zone: '' },
         store: { kind: 'memory', keyPrefix: 'meshgate:', connectTimeout: '2s', commandTimeout: '1s' },
-        listeners: { http: { address: '0.0.0.0', port: 8080, redirectToHttps: false } },
+        listeners: { http: { address: '0.0.0.0', port: 8080, redirectToHttps: false, h2c: true } },
         admin: { address: '127.0.0.1', port: 9901 },
         discovery: { resync: '5s', reconnectGrace: '10s', stateDir: '.meshgate/state' },
         log: { level: 'info', access: true },
@@ -102,7 +102,7 @@ describe('defaults', () => {
       NO_ENV,
     );
     const policy = c.services.catalog;
-    assert.equal(policy.protocol, 'http1');
+    assert.equal(policy.protocol, undefined, 'absent: as each instance registered');
     assert.equal(typeof policy.balancer, 'string');
     assert.equal(policy.timeouts.request, '5s');
     assert.equal(policy.timeouts.connect, '1s');
@@ -138,7 +138,7 @@ describe('defaults', () => {
     );
     assert.equal(c.node.name, 'edge-7');
     assert.equal(c.node.dc, 'eu1');
-    assert.deepEqual(c.listeners.http, { address: '127.0.0.1', port: 0, redirectToHttps: false });
+    assert.deepEqual(c.listeners.http, { address: '127.0.0.1', port: 0, redirectToHttps: false, h2c: true });
     assert.deepEqual(c.log, { level: 'debug', access: false });
   });
 
@@ -321,9 +321,10 @@ describe('schema violations', () => {
   });
 
   test('an invalid app protocol names the accepted protocol', () => {
-    const err = proxyIssues({ ...MIN_PROXY, app: { port: 3000, protocol: 'h2' } });
+    const err = proxyIssues({ ...MIN_PROXY, app: { port: 3000, protocol: 'h3' } });
     const msg = issueAt(err, 'app.protocol').message;
     assert.match(msg, /http1/);
+    assert.match(msg, /h2c/);
     assert.doesNotMatch(msg, /constant/);
   });
 
