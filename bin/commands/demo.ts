@@ -24,6 +24,8 @@ Starts, on the in-memory store (no Redis needed):
                         a self-signed development certificate)   (admin http://127.0.0.1:9901)
   catalog-1, catalog-2  catalog service instances, each behind its own sidecar
   orders-1              orders service, which calls catalog through its sidecar
+  inventory-1           a gRPC service (demo.inventory.Inventory), reachable at the edge as gRPC
+                        (h2c on :8080, h2 on :8443) and as gRPC-Web from browsers
 Every mesh hop is mTLS: a demo CA is created in <state-dir>/ca on the first run and kept.
 Ctrl-C stops every process.
 
@@ -45,13 +47,15 @@ function findUp(rel: string): string {
 }
 
 interface DemoInstance {
-  service: 'catalog' | 'orders';
+  service: 'catalog' | 'orders' | 'inventory';
   id: string;
   app: number;
   outbound: number;
   inbound: number;
   admin: number;
   version: string;
+  /** The app's protocol: the inventory service is a gRPC (h2c) server. */
+  protocol?: 'h2c';
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -79,6 +83,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     { service: 'catalog', id: 'catalog-1', app: p(3001), outbound: p(4140), inbound: p(4143), admin: p(4191), version: 'v1' },
     { service: 'catalog', id: 'catalog-2', app: p(3002), outbound: p(4240), inbound: p(4243), admin: p(4291), version: 'v1' },
     { service: 'orders', id: 'orders-1', app: p(3003), outbound: p(4340), inbound: p(4343), admin: p(4391), version: 'v1' },
+    { service: 'inventory', id: 'inventory-1', app: p(3004), outbound: p(4440), inbound: p(4443), admin: p(4491), version: 'v1', protocol: 'h2c' },
   ];
   const stateDir = values['state-dir'];
   const log = createLogger({ level: 'info' }, {});
@@ -99,7 +104,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const caDir = join(stateDir, 'ca');
   const mesh = { trustDomain: 'cluster.local', caDir };
   // Who may call whom: the edge calls catalog and orders; orders calls catalog.
-  const authorize = { catalog: { default: 'deny', allow: [{ from: ['edge', 'orders'] }] }, orders: { default: 'deny', allow: [{ from: 'edge' }] } };
+  const authorize = {
+    catalog: { default: 'deny', allow: [{ from: ['edge', 'orders'] }] },
+    orders: { default: 'deny', allow: [{ from: 'edge' }] },
+    inventory: { default: 'deny', allow: [{ from: 'edge' }] },
+  };
 
   try {
     if (!existsSync(join(caDir, 'ca.json'))) await initCa(caDir, mesh.trustDomain, false);
@@ -110,7 +119,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const config = buildProxyConfig(
         {
           node: { service: inst.service, instance: inst.id, dc: 'local', zone: 'local-a', metadata: { version: inst.version } },
-          app: { address: '127.0.0.1', port: inst.app },
+          app: { address: '127.0.0.1', port: inst.app, protocol: inst.protocol ?? 'http1' },
           inbound: { address: '127.0.0.1', port: inst.inbound, authorize: authorize[inst.service] },
           mesh,
           outbound: { address: '127.0.0.1', port: inst.outbound },
@@ -133,10 +142,22 @@ export async function demoCommand(argv: string[]): Promise<number> {
         mesh: { ...mesh, service: 'edge' },
         discovery: { stateDir },
         log: { access: values['access-log'] },
-        services: { catalog: { timeouts: { request: '5s' } }, orders: { timeouts: { request: '10s' } } },
+        services: {
+          catalog: { timeouts: { request: '5s' } },
+          orders: { timeouts: { request: '10s' } },
+          inventory: { timeouts: { request: '10s' }, healthCheck: { interval: '2s', grpc: { service: 'demo.inventory.Inventory' } } },
+        },
         routes: [
           { name: 'catalog', match: { pathPrefix: '/catalog', methods: ['GET', 'HEAD'] }, rewrite: { stripPrefix: true }, service: 'catalog' },
           { name: 'orders', match: { pathPrefix: '/orders' }, service: 'orders' },
+          {
+            name: 'inventory',
+            match: { pathPrefix: '/demo.inventory.Inventory' },
+            service: 'inventory',
+            grpc: true,
+            // Browsers call it with gRPC-Web from any page: CORS with the gRPC-Web headers exposed.
+            plugins: [{ cors: { origins: ['*'], exposeHeaders: ['grpc-status', 'grpc-message'] } }],
+          },
         ],
       },
       'demo:gateway',
@@ -161,6 +182,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  curl -s ${base}/orders/42              # orders calls catalog through its sidecar (east-west)`,
       `  curl -sk --http2 ${secure}/catalog/items   # the same over TLS and HTTP/2 (-k: the development certificate is self-signed)`,
       `  curl -s ${base}/nowhere                # 404 NO_ROUTE as JSON`,
+      `  grpcurl -plaintext -import-path examples/demo-services -proto inventory.proto -d '{"sku":"cup-1"}' 127.0.0.1:${gateway.http.port} demo.inventory.Inventory/GetItem`,
+      `                                         # gRPC through the edge (h2c); -insecure 127.0.0.1:${gateway.https?.port} for h2 over TLS`,
+      `  printf '\\x00\\x00\\x00\\x00\\x07\\x0a\\x05cup-1' | curl -s --data-binary @- -H 'content-type: application/grpc-web+proto' ${base}/demo.inventory.Inventory/GetItem | od -c | head`,
+      `                                         # the same call as gRPC-Web (what a browser sends); the trailers are the last frame`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/endpoints   # what the gateway knows`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/metrics     # Prometheus metrics`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/identity    # the gateway's mesh identity (spiffe://cluster.local/ns/default/sa/edge)`,

@@ -25,10 +25,10 @@ export class BodyLimit extends Transform {
   }
 }
 
-/** The body to hand upstream: the request itself, or the request through its limit. */
+/** The body to hand upstream: the request itself, or through its limit and a gRPC-Web translation. */
 export function streamedBody(ex: Exchange): Readable {
-  if (ex.bodyLimit < 0) return ex.req;
-  const limited = new BodyLimit(ex);
-  ex.req.pipe(limited);
-  return limited;
+  let body: Readable = ex.req;
+  if (ex.bodyLimit >= 0) body = body.pipe(new BodyLimit(ex));
+  if (ex.grpcWeb !== undefined) body = ex.grpcWeb.requestBody(ex, body);
+  return body;
 }

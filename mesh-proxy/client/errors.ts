@@ -13,6 +13,7 @@ export type MeshErrorCode =
   | 'RATE_LIMITED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UPGRADE_NOT_ALLOWED'
+  | 'NOT_GRPC'
   | 'INTERNAL';
 
 interface Kind {
@@ -35,6 +36,8 @@ export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze(
   PAYLOAD_TOO_LARGE: { status: 413, grpcStatus: 8 /* RESOURCE_EXHAUSTED */ },
   // A WebSocket upgrade to a route without `websocket: true` (Envoy answers 403 when no upgrade_config allows it).
   UPGRADE_NOT_ALLOWED: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
+  // A request that is not gRPC (POST with content-type application/grpc or grpc-web) on a `grpc: true` route.
+  NOT_GRPC: { status: 415, grpcStatus: 12 /* UNIMPLEMENTED */ },
   INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
 });
 

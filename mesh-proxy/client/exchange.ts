@@ -62,6 +62,8 @@ export interface GrpcWebTranslation {
   /** The last bytes: the trailers as a gRPC-Web trailer frame. */
   end(trailers: Record<string, string | string[] | undefined>): Buffer;
   readonly responseContentType: string;
+  /** The request body as the upstream should read it (decoded, checked). */
+  requestBody(ex: Exchange, source: import('node:stream').Readable): import('node:stream').Readable;
 }
 
 type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
@@ -108,6 +110,8 @@ export class Exchange implements ForwardedRequest {
   contentTypeSlot = -1;
   /** The call's gRPC status as it ended (trailers, a trailers-only reply, or a local error); -1: none seen. */
   grpcStatus = -1;
+  /** The route carries gRPC only (route `grpc: true`): others are refused, gRPC-Web is translated. */
+  grpcRoute = false;
   /** A gRPC-Web call translated here: the response is re-framed for the browser (gateway/grpc-web). */
   grpcWeb: GrpcWebTranslation | undefined;
   path: string;
@@ -154,6 +158,8 @@ export class Exchange implements ForwardedRequest {
   #timer: NodeJS.Timeout | undefined;
   /** The response went out as one HEADERS frame that ended the stream (a trailers-only reply). */
   #endedWithHeaders = false;
+  /** The upstream's HEADERS frame ended its response (a gRPC trailers-only reply). */
+  #trailersOnly = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, owner: ExchangeOwner) {
     this.req = req;
@@ -222,6 +228,7 @@ export class Exchange implements ForwardedRequest {
     const headers = forwardResponseHeaders(rawHeaders, this.echoRequestId);
     if (this.echoRequestId) headers.push('x-request-id', this.requestId);
     if (this.hooks !== undefined) this.hooks.onResponse(this, statusCode, headers, false);
+    this.#trailersOnly = endStream;
     if (this.grpc !== GrpcKind.None) {
       // A trailers-only reply carries its status in the headers.
       const status = valueOf(headers, 'grpc-status');
@@ -265,7 +272,10 @@ export class Exchange implements ForwardedRequest {
       const status = t['grpc-status'];
       if (typeof status === 'string') this.grpcStatus = Number(status);
     }
-    if (this.grpcWeb !== undefined) this.res.write(this.grpcWeb.end(t ?? {}));
+    // gRPC-Web: the trailers become the body's last frame (a trailers-only reply's status is in its headers).
+    if (this.grpcWeb !== undefined) {
+      if (!this.#trailersOnly) this.res.write(this.grpcWeb.end(t ?? {}));
+    }
     else if (t !== undefined) this.res.addTrailers(t as Record<string, string>);
     this.res.end();
     this.#finish();
@@ -331,6 +341,15 @@ export class Exchange implements ForwardedRequest {
     this.res.shouldKeepAlive = false;
     this.fail('PAYLOAD_TOO_LARGE', `the request body is larger than ${this.bodyLimit} bytes`);
     // The caller's doing: not held against the endpoint.
+    current?.cancel(CLIENT_GONE);
+  }
+
+  /** The request body proved malformed while streaming (a gRPC-Web frame, bad base64): 400 / INVALID_ARGUMENT. */
+  badBody(message: string): void {
+    if (this.done) return;
+    const current = this.current;
+    this.res.shouldKeepAlive = false;
+    this.fail('BAD_REQUEST', message);
     current?.cancel(CLIENT_GONE);
   }
 

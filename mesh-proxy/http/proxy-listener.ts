@@ -11,6 +11,8 @@ import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Direction, RequestSeries } from '../observe/request-metrics.ts';
 import { websocketMetrics, type WebSocketMetrics } from '../observe/websocket-metrics.ts';
+import { GrpcMetrics } from '../observe/grpc-metrics.ts';
+import { GrpcKind } from './grpc.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
 import { createPlainServers } from './plain-server.ts';
 import { destroyOnError, endSocketOnFinish, upgradeKind } from './upgrade.ts';
@@ -50,6 +52,7 @@ export class ProxyListener implements ExchangeOwner {
   /** WebSocket exchanges in flight (establishing or open): destroyed when a drain times out. */
   readonly #upgrades = new Set<Exchange>();
   readonly #ws: WebSocketMetrics;
+  readonly #grpc: GrpcMetrics;
   #inflight = 0;
   #draining = false;
   #listened = false;
@@ -58,6 +61,7 @@ export class ProxyListener implements ExchangeOwner {
     this.#o = opts;
     this.#unrouted = opts.metrics.requests.series(opts.direction, '', '');
     this.#ws = websocketMetrics(opts.metrics.registry);
+    this.#grpc = new GrpcMetrics(opts.metrics.registry);
     this.server = this.#plain();
   }
 
@@ -209,6 +213,7 @@ export class ProxyListener implements ExchangeOwner {
     // A tunnel's request metrics time its handshake; its lifetime is in the access log.
     (ex.series ?? this.#unrouted).record(ex.statusCode, (ex.switchedAt > 0 ? ex.switchedAt - ex.startedAt : ms) / 1000);
     if (ex.upgrade !== undefined) this.#upgradeEnded(ex);
+    if (ex.grpc !== GrpcKind.None) this.#grpc.record(this.#o.direction, ex.service, ex.req.url ?? '', ex.grpcStatus, ex.statusCode, ms / 1000);
     if (ex.errorCode !== undefined) {
       this.#o.metrics.localReplies.inc({ direction: this.#o.direction, service: ex.service, code: ex.errorCode });
     }
@@ -229,6 +234,7 @@ export class ProxyListener implements ExchangeOwner {
           upgrade: ex.upgrade?.protocol,
           upgradeMs: ex.switchedAt > 0 ? Math.round((ex.switchedAt - ex.startedAt) * 100) / 100 : undefined,
           tunnel: ex.upgrade?.end,
+          grpcStatus: ex.grpcStatus >= 0 ? ex.grpcStatus : undefined,
         },
         'access',
       );
