@@ -284,7 +284,26 @@ function checkGateway(c: GatewayConfig): ConfigIssue[] {
   if (c.listeners.http.redirectToHttps && c.listeners.https === undefined) {
     issues.push({ path: 'listeners.http.redirectToHttps', message: 'needs an https listener (listeners.https) to redirect to' });
   }
+  checkDatacenters(c, issues);
   return issues;
+}
+
+/** Edges talk across datacenters over mTLS only: peers and the peer listener need the mesh section. */
+function checkDatacenters(c: GatewayConfig, issues: ConfigIssue[]): void {
+  if (c.listeners.peer !== undefined && c.mesh === undefined) {
+    issues.push({ path: 'listeners.peer', message: 'needs the mesh section: other datacenters reach this listener over mTLS' });
+  }
+  const dcs = c.datacenters;
+  if (dcs === undefined) return;
+  const seen = new Set<string>();
+  dcs.peers.forEach((p, i) => {
+    if (p.dc === c.node.dc) issues.push({ path: `datacenters.peers[${i}].dc`, message: `names this gateway's own datacenter (node.dc ${c.node.dc})` });
+    if (seen.has(p.dc)) issues.push({ path: `datacenters.peers[${i}].dc`, message: `datacenter "${p.dc}" is listed twice` });
+    seen.add(p.dc);
+  });
+  if (dcs.peers.length > 0 && c.mesh === undefined) {
+    issues.push({ path: 'datacenters.peers', message: 'needs the mesh section: requests cross datacenters over mTLS' });
+  }
 }
 
 function checkProxy(c: ProxyConfig): ConfigIssue[] {

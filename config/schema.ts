@@ -264,6 +264,8 @@ export const GatewayConfigSchema = Type.Object(
         ),
         reloadEvery: Duration('2s'),
       }),
+      // Other datacenters' edges send failed-over requests here (mTLS; needs the mesh section).
+      peer: OptionalSection({ address: Address('0.0.0.0'), port: Port(9443) }),
     }),
     admin: Admin(9901),
     discovery: DiscoverySchema,
@@ -278,6 +280,26 @@ export const GatewayConfigSchema = Type.Object(
     }),
     watch: Type.Boolean({ default: true, description: 'reload this file and the plugin directory when they change' }),
     mesh: MeshSchema(true),
+    datacenters: OptionalSection({
+      failover: Section({
+        threshold: Ratio(0.7, "local healthy share below which traffic shifts to the next datacenter"),
+        hysteresis: Ratio(0.1, 'after a shift, the local healthy share must reach threshold + this to fail back'),
+        failbackAfter: Duration('5s'),
+        checkEvery: Duration('1s'),
+      }),
+      peers: Type.Array(
+        Type.Object(
+          {
+            dc: Type.String({ minLength: 1, description: 'the datacenter name (its node.dc)' }),
+            address: Type.String({ minLength: 1, description: "the peer edge's listeners.peer address" }),
+            port: Port(),
+            identity: Type.Optional(Type.String({ pattern: '^spiffe://', description: "the peer edge's SPIFFE identity (default: this gateway's, with the same service name)" })),
+          },
+          strict,
+        ),
+        { default: [], description: 'other datacenters, in failover priority order' },
+      ),
+    }),
   },
   strict,
 );

@@ -7,9 +7,14 @@ import type { ChainNext } from '../plugins/chain.ts';
 import { hostWithoutPort, splitAbsoluteForm } from '../mesh-proxy/http/host.ts';
 import { splitTarget } from './router/normalize-path.ts';
 import { rewritePath, type RouteTable } from './router/route-table.ts';
+import { GrpcKind } from '../mesh-proxy/http/grpc.ts';
+import { translateGrpcWeb } from './grpc-web/translation.ts';
+import type { DatacenterFailover } from './datacenters/dc-router.ts';
 
 export class EdgeRouter implements Router, ChainNext {
   table: RouteTable;
+  /** Failover between datacenters, when the gateway has peers. */
+  failover: DatacenterFailover | undefined;
   readonly #client: MeshClient;
 
   constructor(table: RouteTable, client: MeshClient) {
@@ -47,16 +52,27 @@ export class EdgeRouter implements Router, ChainNext {
       }
       ex.websocketIdleMs = route.websocketIdleMs;
     }
+    ex.grpcRoute = route.grpc;
     ex.timeoutMs = route.timeoutMs;
     ex.perTryTimeoutMs = route.perTryTimeoutMs;
     ex.allowNonIdempotent = route.allowNonIdempotent;
     ex.path = rewritePath(route, path, query);
     // Step 3: the route's policies; they hand the exchange back through proceed().
-    if (route.chain !== undefined) route.chain.run(ex, { path, query, host, identity: undefined }, this);
-    else this.#client.forward(ex);
+    // A request another datacenter's edge failed over here already passed its policies there.
+    if (route.chain !== undefined && !ex.fromPeerDc) route.chain.run(ex, { path, query, host, identity: undefined }, this);
+    else this.proceed(ex);
   }
 
   proceed(ex: Exchange): void {
-    this.#client.forward(ex);
+    // After the policies, so a CORS preflight for a gRPC-Web route has been answered by then.
+    if (ex.grpcRoute) {
+      if (ex.grpc === GrpcKind.None || ex.method !== 'POST') {
+        ex.fail('NOT_GRPC', `route "${ex.route}" carries gRPC only: send a POST with content-type application/grpc, application/grpc-web or application/grpc-web-text`);
+        return;
+      }
+      if (ex.grpc !== GrpcKind.Grpc && !ex.fromPeerDc) translateGrpcWeb(ex);
+    }
+    if (this.failover !== undefined && !ex.fromPeerDc) this.failover.forward(ex);
+    else this.#client.forward(ex);
   }
 }

@@ -21,6 +21,7 @@ import { loadGatewayConfig } from '../config/load.ts';
 import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
 import { createEdgeHttps, type EdgeHttps } from './listeners/https-server.ts';
 import { RedirectRouter } from './listeners/redirect.ts';
+import { clientInputs, Datacenters } from './datacenters/setup.ts';
 import { dirname, resolve } from 'node:path';
 
 export interface GatewayDeps {
@@ -38,6 +39,8 @@ export interface GatewayViews {
   notReadyReason(): string | undefined;
   /** The mesh identity (mesh section), or undefined when the gateway's mesh hops are plain HTTP. */
   identity(): object | undefined;
+  /** Failover between datacenters (GET /datacenters), when the gateway has peers. */
+  datacenters(): object | undefined;
 }
 
 /** The gateway without its admin listener: what a cluster worker runs. */
@@ -45,6 +48,8 @@ export interface GatewayCore {
   readonly http: AddressInfo;
   /** The HTTPS listener's address, when listeners.https is configured. */
   readonly https: AddressInfo | undefined;
+  /** The peer listener's address (other datacenters fail over here), when listeners.peer is configured. */
+  readonly peer: AddressInfo | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly views: GatewayViews;
@@ -67,6 +72,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     const r = await core.reload();
     return reply.code(r.applied ? 200 : 400).send(r);
   });
+  admin.get('/datacenters', async (_req, reply) => core.views.datacenters() ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
   admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
@@ -101,7 +107,9 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   });
   // mesh: the gateway → sidecar hop is mTLS, with the gateway's own identity (mesh.service, default node.name).
   const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: config.mesh.service ?? config.node.name, log, metrics }) : undefined;
-  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity });
+  // With peer datacenters, their edges are endpoints too (`service@dc`, gateway/datacenters).
+  const inputs = clientInputs(config, cache);
+  const client = new MeshClient({ cache: inputs.source, services: inputs.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity });
   const snapshotDeps = { file: deps.configFile, log, metrics, rateLimits: store.rateLimits };
   let snapshot: GatewaySnapshot;
   try {
@@ -112,6 +120,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     throw err;
   }
   const router = new EdgeRouter(snapshot.table, client);
+  const datacenters = new Datacenters(config, { cache, client, router, identity, metrics, log, peers: inputs.peers });
   const drainMs = parseDuration(config.drainTimeout);
   const retired = new Map<NodeJS.Timeout, GatewaySnapshot>();
   const reloader = deps.configFile
@@ -159,6 +168,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     }),
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
     identity: () => identity?.describe(),
+    datacenters: () => datacenters.failover?.describe(),
   };
 
   try {
@@ -176,16 +186,18 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
       });
       httpsAddr = await listener.listen(httpsConfig.address, httpsConfig.port, edgeHttps.server);
     }
-    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, https: httpsAddr ? `${httpsAddr.address}:${httpsAddr.port}` : undefined, routes: config.routes.length, store: store.kind }, 'gateway started');
+    await datacenters.start();
+    const peerAddr = datacenters.address;
+    log.info({ http: `${httpAddr.address}:${httpAddr.port}`, https: httpsAddr ? `${httpsAddr.address}:${httpsAddr.port}` : undefined, peer: peerAddr ? `${peerAddr.address}:${peerAddr.port}` : undefined, dc: config.node.dc, routes: config.routes.length, store: store.kind }, 'gateway started');
     return {
-      http: httpAddr, https: httpsAddr, log, metrics, views,
+      http: httpAddr, https: httpsAddr, peer: peerAddr, log, metrics, views,
       reload: () => (reloader ? reloader.reload('request') : Promise.resolve({ applied: false, error: 'the gateway was not started from a config file' })),
       async stop() {
         if (stopping) return;
         stopping = true;
         reloader?.stop();
         edgeHttps?.certificates.stop();
-        await listener.close(drainMs);
+        await Promise.all([listener.close(drainMs), datacenters.stop(drainMs)]);
         for (const [t, old] of retired) {
           clearTimeout(t);
           await old.chains.close();
@@ -202,7 +214,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   } catch (err) {
     reloader?.stop();
     edgeHttps?.certificates.stop();
-    await listener.close(0);
+    await Promise.all([listener.close(0), datacenters.stop(0)]);
     await snapshot.chains.close();
     identity?.stop();
     await cache.stop();

@@ -23,6 +23,8 @@ export interface CompiledRoute {
   readonly allowNonIdempotent: boolean;
   /** WebSocket upgrades allowed (opt-in, as Envoy's upgrade_configs), and their idle timeout (0: the service's). */
   readonly websocket: boolean;
+  /** gRPC only; gRPC-Web translated. */
+  readonly grpc: boolean;
   readonly websocketIdleMs: number;
   readonly series: RequestSeries;
   /** The route's plugins (global, service and route level), or undefined when it has none. */
@@ -59,6 +61,7 @@ export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMe
         perTryTimeoutMs: r.perTryTimeout ? parseDuration(r.perTryTimeout) : 0,
         allowNonIdempotent: r.retries?.allowNonIdempotent ?? false,
         websocket: r.websocket === true,
+        grpc: r.grpc === true,
         websocketIdleMs: r.websocketIdleTimeout ? parseDuration(r.websocketIdleTimeout) : 0,
         series: metrics.series('edge', r.service, r.name),
         chain: chains?.get(r.name),

@@ -2,8 +2,7 @@
 // (concurrency limits), the endpoints that are available (breaker closed or probing, not ejected),
 // the caller's zone first, a balancer, and after each try one verdict that feeds the endpoint's
 // latency estimate, its breaker and outlier detection, and the retry decision.
-import type { Endpoint } from '../discovery/endpoint.ts';
-import type { EndpointCache } from '../discovery/endpoint-cache.ts';
+import type { Endpoint, EndpointSource } from '../discovery/endpoint.ts';
 import { createBalancer, statsOf } from '../balancer/create-balancer.ts';
 import type { Balancer } from '../balancer/p2c.ts';
 import { preferZone } from '../balancer/zone-filter.ts';
@@ -24,7 +23,7 @@ import { readBody } from './request-body.ts';
 import { Tunnel } from './tunnel.ts';
 
 export interface ServiceContext {
-  readonly cache: EndpointCache;
+  readonly cache: EndpointSource;
   readonly pools: EndpointPools;
   readonly zone: string;
   readonly metrics: ResilienceMetrics;

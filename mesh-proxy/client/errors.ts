@@ -14,6 +14,7 @@ export type MeshErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UPGRADE_NOT_ALLOWED'
   | 'NOT_GRPC'
+  | 'LOOP_DETECTED'
   | 'INTERNAL';
 
 interface Kind {
@@ -38,6 +39,8 @@ export const ERROR_KINDS: Readonly<Record<MeshErrorCode, Kind>> = Object.freeze(
   UPGRADE_NOT_ALLOWED: { status: 403, grpcStatus: 7 /* PERMISSION_DENIED */ },
   // A request that is not gRPC (POST with content-type application/grpc or grpc-web) on a `grpc: true` route.
   NOT_GRPC: { status: 415, grpcStatus: 12 /* UNIMPLEMENTED */ },
+  // A request forwarded between datacenters came back to one it had passed through.
+  LOOP_DETECTED: { status: 508, grpcStatus: 10 /* ABORTED */ },
   INTERNAL: { status: 500, grpcStatus: 13 /* INTERNAL */ },
 });
 

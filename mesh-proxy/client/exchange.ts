@@ -49,6 +49,12 @@ export interface ExchangeHooks {
   onFinished(ex: Exchange): void;
 }
 
+/** The edge's datacenter failover: asked before a local failure is answered (gateway/datacenters). */
+export interface FailoverRescuer {
+  /** True when the exchange was handed to another datacenter instead. */
+  rescue(ex: Exchange, code: MeshErrorCode): boolean;
+}
+
 /** The try in flight, as far as the exchange needs to cancel it. */
 export interface Cancellable {
   cancel(reason: Error): void;
@@ -110,6 +116,10 @@ export class Exchange implements ForwardedRequest {
   contentTypeSlot = -1;
   /** The call's gRPC status as it ended (trailers, a trailers-only reply, or a local error); -1: none seen. */
   grpcStatus = -1;
+  /** Set while this datacenter serves the exchange and another could take it over on failure. */
+  failover: FailoverRescuer | undefined;
+  /** Arrived from another datacenter's edge: served here, never sent on. */
+  fromPeerDc = false;
   /** The route carries gRPC only (route `grpc: true`): others are refused, gRPC-Web is translated. */
   grpcRoute = false;
   /** A gRPC-Web call translated here: the response is re-framed for the browser (gateway/grpc-web). */
@@ -284,6 +294,11 @@ export class Exchange implements ForwardedRequest {
   /** Ends the exchange with a local reply (or a cut connection if the response already started). */
   fail(code: MeshErrorCode, message: string): void {
     if (this.done) return;
+    if (this.failover !== undefined && !this.committed) {
+      const f = this.failover;
+      this.failover = undefined;
+      if (f.rescue(this, code)) return;
+    }
     this.errorCode = code;
     const status = ERROR_KINDS[code].status;
     if (!this.committed) this.statusCode = status;
@@ -341,6 +356,25 @@ export class Exchange implements ForwardedRequest {
     this.res.shouldKeepAlive = false;
     this.fail('PAYLOAD_TOO_LARGE', `the request body is larger than ${this.bodyLimit} bytes`);
     // The caller's doing: not held against the endpoint.
+    current?.cancel(CLIENT_GONE);
+  }
+
+  /**
+   * Another datacenter takes the exchange over after this one failed it: the try, the concurrency
+   * slot and the deadline timer are given up; the deadline itself (from startedAt) still holds.
+   */
+  resetForRescue(): void {
+    clearTimeout(this.#timer);
+    const inFlight = this.current !== undefined;
+    const current = this.current;
+    this.current = undefined;
+    this.holder?.released(this, inFlight);
+    this.holder = undefined;
+    this.slot = 'none';
+    this.tries = 0;
+    this.lastEndpoint = undefined;
+    this.endpoint = undefined;
+    this.deadlineFromCaller = false;
     current?.cancel(CLIENT_GONE);
   }
 

@@ -10,8 +10,7 @@
 // The request path reads local memory only. Open breakers are shared through the store's breaker
 // board, off the request path: published when a breaker here opens, applied when another proxy's does.
 import type { ServicePolicy } from '../../config/schema.ts';
-import type { Endpoint } from '../discovery/endpoint.ts';
-import type { EndpointCache } from '../discovery/endpoint-cache.ts';
+import type { Endpoint, EndpointSource } from '../discovery/endpoint.ts';
 import { statsOf } from '../balancer/create-balancer.ts';
 import type { BreakerTransition } from '../resilience/endpoint-breaker.ts';
 import { HealthChecker } from '../resilience/health-checker.ts';
@@ -27,7 +26,7 @@ import type { Exchange } from './exchange.ts';
 import { compilePolicy, DEFAULT_POLICY } from './policy.ts';
 
 export interface MeshClientOptions {
-  cache: EndpointCache;
+  cache: EndpointSource;
   services: Readonly<Record<string, ServicePolicy>>;
   store: Store;
   metrics: Metrics;
@@ -43,7 +42,7 @@ export interface MeshClientOptions {
 const BREAKER_STATE = { closed: 0, open: 1, 'half-open': 2 } as const;
 
 export class MeshClient implements ServiceContext {
-  readonly cache: EndpointCache;
+  readonly cache: EndpointSource;
   readonly pools: EndpointPools;
   readonly zone: string;
   readonly metrics: ResilienceMetrics;

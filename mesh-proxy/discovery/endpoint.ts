@@ -27,6 +27,13 @@ export interface ServiceEndpoints {
   readonly endpoints: readonly Endpoint[];
 }
 
+/** Where the mesh client reads endpoints from: the store-fed EndpointCache, or a fixed set (peer datacenters' edges). */
+export interface EndpointSource {
+  get(service: string): ServiceEndpoints | undefined;
+  services(): IterableIterator<ServiceEndpoints>;
+  onChange(listener: (service: string) => void): void;
+}
+
 export function sameInstance(a: Instance, b: Instance): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

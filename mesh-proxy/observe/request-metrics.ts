@@ -4,7 +4,8 @@
 // formats them at scrape time through the metric interface it calls (`get()`).
 import type { Registry } from 'prom-client';
 
-export type Direction = 'edge' | 'outbound' | 'inbound';
+/** `peer`: requests another datacenter's edge failed over to this one. */
+export type Direction = 'edge' | 'outbound' | 'inbound' | 'peer';
 
 // Few buckets, per prom-client's advice: each adds a series per label set.
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;

@@ -2,8 +2,7 @@
 // interval each endpoint gets a GET of the configured path, or a grpc.health.v1 Check, through its
 // connection pool (health-probe.ts); after enough consecutive
 // failures it is marked unhealthy (ejected, within the outlier cap) until enough checks pass.
-import type { Endpoint } from '../discovery/endpoint.ts';
-import type { EndpointCache } from '../discovery/endpoint-cache.ts';
+import type { Endpoint, EndpointSource } from '../discovery/endpoint.ts';
 import type { EndpointPools } from '../client/endpoint-pools.ts';
 import type { CompiledPolicy } from '../client/policy.ts';
 import type { Logger } from '../observe/log.ts';
@@ -22,14 +21,14 @@ type HealthPolicy = NonNullable<CompiledPolicy['healthCheck']>;
 
 export class HealthChecker {
   readonly #svc: Checked;
-  readonly #cache: EndpointCache;
+  readonly #cache: EndpointSource;
   readonly #pools: EndpointPools;
   readonly #p: HealthPolicy;
   readonly #log: Logger;
   readonly #streaks = new WeakMap<Endpoint, { ok: number; failed: number; healthy: boolean }>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(svc: Checked, cache: EndpointCache, pools: EndpointPools, policy: HealthPolicy, log: Logger) {
+  constructor(svc: Checked, cache: EndpointSource, pools: EndpointPools, policy: HealthPolicy, log: Logger) {
     this.#svc = svc;
     this.#cache = cache;
     this.#pools = pools;

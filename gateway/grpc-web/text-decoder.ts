@@ -1,0 +1,2 @@
+import { PassThrough } from 'node:stream';
+export class Base64RequestDecoder extends PassThrough {}
