@@ -14,6 +14,7 @@ import { OutlierDetector } from '../resilience/outlier-detector.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
 import type { ResilienceMetrics } from '../observe/resilience-metrics.ts';
 import { Attempt, dispatchAttempt, headerOf, type AttemptOwner } from './attempt.ts';
+import { ERROR_HEADER } from '../http/error-reply.ts';
 import type { EndpointPools } from './endpoint-pools.ts';
 import { classifyTransportError } from './errors.ts';
 import { GrpcKind } from '../http/grpc.ts';
@@ -242,10 +243,22 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
 
   retryOnStatus(a: Attempt, status: number, rawHeaders: Buffer[]): boolean {
     const cond = RETRY_STATUS[status];
-    if (cond === undefined || !this.policy.retry.on.has(cond)) return false;
+    if (cond === undefined || !this.policy.retry.on.has(cond)) return this.#rescueInstead(a, status, rawHeaders);
     this.#releaseRetrySlot(a); // this try is over either way; its slot may serve the next
-    if (!this.#mayRetry(a.ex, true, cond)) return false;
+    if (!this.#mayRetry(a.ex, true, cond)) return this.#rescueInstead(a, status, rawHeaders);
     if (status === 503) a.retryAfter = headerOf(rawHeaders, 'retry-after');
+    return true;
+  }
+
+  /**
+   * No retry left here, but another datacenter could serve it: a sidecar's own 502/503 (its app
+   * unreachable, x-meshgate-error) is dropped and the exchange failed locally, which offers it to
+   * the datacenter failover (Exchange.fail) before any error reaches the client.
+   */
+  #rescueInstead(a: Attempt, status: number, rawHeaders: Buffer[]): boolean {
+    const ex = a.ex;
+    if (ex.failover === undefined || (status !== 502 && status !== 503) || headerOf(rawHeaders, ERROR_HEADER) === undefined) return false;
+    ex.rescueAfterDiscard = true;
     return true;
   }
 
@@ -265,6 +278,11 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
       return;
     }
     this.#record(a, verdict);
+    if (a.discarding && ex.rescueAfterDiscard) {
+      ex.rescueAfterDiscard = false;
+      ex.fail('UPSTREAM_UNAVAILABLE', `every try of service "${this.name}" failed (the last: ${a.endpoint.authority})`);
+      return;
+    }
     if (a.discarding) {
       // The response was dropped for a retry (budget already taken in retryOnStatus).
       if (ex.done) this.limit.retryDone();

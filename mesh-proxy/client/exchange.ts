@@ -118,6 +118,8 @@ export class Exchange implements ForwardedRequest {
   grpcStatus = -1;
   /** Set while this datacenter serves the exchange and another could take it over on failure. */
   failover: FailoverRescuer | undefined;
+  /** A sidecar's 5xx was dropped so that another datacenter may serve the exchange (concrete-service). */
+  rescueAfterDiscard = false;
   /** Arrived from another datacenter's edge: served here, never sent on. */
   fromPeerDc = false;
   /** The route carries gRPC only (route `grpc: true`): others are refused, gRPC-Web is translated. */

@@ -137,6 +137,23 @@ describe('failover between datacenters', { skip: !redisServerAvailable() && 'red
     assert.equal(refused.status, 403, refused.body);
   });
 
+  test("dc-a's apps crash behind live sidecars: no failed request, dc-b serves, dc-a takes over again once they are back", async () => {
+    const load = steadyLoad(`http://127.0.0.1:${a.gateway.http.port}/catalog/x`, { concurrency: 4, pauseMs: 5, countHeader: 'x-app' });
+    await waitFor('load running', () => (load.result.ok > 50 ? true : undefined), 10_000, 20);
+    const ports = a.apps.map((x) => x.port);
+    const crashedAt = Date.now();
+    await Promise.all(a.apps.map((x) => x.close()));
+    // The sidecars answer 502 for their dead apps; the edge retries, then hands each request to dc-b.
+    const shiftedAt = await waitFor('the plan shifts to dc-b', async () => ((await describeDcs(a.gateway)).services.catalog.failoverTo === 'dc-b' && (await describeDcs(a.gateway)).services.catalog.localShare < 1 ? Date.now() : undefined), 15_000, 50);
+    console.log(`# plan shifted ${shiftedAt - crashedAt} ms after the crash`);
+    a.apps = await Promise.all(ports.map((port, i) => startApp(`dc-a-${i + 1}`, port)));
+    const backAt = await waitFor('dc-a serves again', async () => ((await describeDcs(a.gateway)).services.catalog.mode === 'local' ? Date.now() : undefined), 20_000, 100);
+    const result = await load.stop();
+    console.log(`# back to local ${backAt - shiftedAt} ms later (outlier ejection 5 s); ${result.ok} requests, ${result.failures.length} failed; by app ${JSON.stringify(Object.fromEntries(result.byHeader))}`);
+    assert.deepEqual(result.failures.slice(0, 5), [], 'no client-visible error');
+    assert.ok((result.byHeader.get('dc-b-1') ?? 0) + (result.byHeader.get('dc-b-2') ?? 0) > 0, 'dc-b served while dc-a was down');
+  });
+
   test("stopping all of dc-a's instances under steady GET load moves traffic to dc-b with no failed request, then back", async () => {
     const load = steadyLoad(`http://127.0.0.1:${a.gateway.http.port}/catalog/x`, { concurrency: 4, pauseMs: 5, countHeader: 'x-app' });
     await waitFor('load running', () => (load.result.ok > 50 ? true : undefined), 10_000, 20);
