@@ -3,6 +3,7 @@ import { demoCommand, DEMO_HELP } from './commands/demo.ts';
 import { gatewayCommand, GATEWAY_HELP } from './commands/gateway.ts';
 import { keyCommand, KEY_HELP } from './commands/key.ts';
 import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
+import { statusCommand, STATUS_HELP } from './commands/status.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
@@ -15,6 +16,7 @@ Commands:
   demo                    run the local demo: gateway, catalog (x2) and orders, each behind a sidecar
   ca init|issue           meshgate's certificate authority: create it, issue workload certificates
   key hash|new            API keys for the api-key plugin: hash a key, make a new one
+  status                  what a running gateway or sidecar knows: endpoints, health, splits, failover
   help [COMMAND]          show help for a command
 
 Run 'meshgate <command> --help' for a command's options.`;
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   demo: { run: demoCommand, help: DEMO_HELP },
   ca: { run: caCommand, help: CA_HELP },
   key: { run: keyCommand, help: KEY_HELP },
+  status: { run: statusCommand, help: STATUS_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

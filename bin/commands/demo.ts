@@ -1,21 +1,17 @@
 // `meshgate demo`: the whole path on one machine with nothing else installed. The edge gateway and
 // three sidecars run in this process and share the embedded (in-memory) store; the demo services
 // are separate Node processes that know nothing of meshgate.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
 import { startGateway, type Gateway } from '../../gateway/gateway.ts';
-import { selfSignedCertificate } from '../../gateway/listeners/dev-certificate.ts';
-import { createLogger } from '../../mesh-proxy/observe/log.ts';
+import { createLogger, type Logger } from '../../mesh-proxy/observe/log.ts';
 import { initCa } from '../../mesh-proxy/identity/ca.ts';
 import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
-import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { EXIT_OK, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+import { developmentCertificate, startApp, startDemoStore, stopChild, waitForPort, type DemoStore } from './demo-support.ts';
 
 export const DEMO_HELP = `Usage: meshgate demo [options]
 
@@ -29,22 +25,17 @@ Starts, on the in-memory store (no Redis needed):
 Every mesh hop is mTLS: a demo CA is created in <state-dir>/ca on the first run and kept.
 Ctrl-C stops every process.
 
+With --dcs 2, two datacenters on this machine, each with its own store (a redis-server of its own
+when the binary is installed, the in-memory store otherwise): dc-1 is the above; dc-2 has
+catalog-3 and catalog-4 and its own edge (http://127.0.0.1:8180, admin :10001). The edges fail
+over to each other; kill -USR2 <demo pid> stops dc-1's catalog instances (and again starts them).
+
 Options:
+  --dcs N           1 (default) or 2 datacenters
   --port-offset N   add N to every port the demo uses (default 0)
   --state-dir DIR   where proxies keep their endpoint snapshots (default .meshgate/demo)
   --access-log      print one JSON access-log line per request from every proxy
   -h, --help        show this help`;
-
-// From bin/commands/ in the sources, or dist/bin/commands/ in the build: the first ancestor holding them.
-const SERVICES_DIR = findUp('examples/demo-services/');
-
-function findUp(rel: string): string {
-  for (let up = '../../'; up.length <= 15; up += '../') {
-    const dir = fileURLToPath(new URL(up + rel, import.meta.url));
-    if (existsSync(dir)) return dir;
-  }
-  throw new Error(`cannot find ${rel} above ${import.meta.url}`);
-}
 
 interface DemoInstance {
   service: 'catalog' | 'orders' | 'inventory';
@@ -65,6 +56,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       'port-offset': { type: 'string', default: '0' },
       'state-dir': { type: 'string', default: '.meshgate/demo' },
       'access-log': { type: 'boolean', default: false },
+      dcs: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -78,6 +70,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     process.stderr.write('meshgate demo: --port-offset must be an integer between 0 and 50000\n');
     return 2;
   }
+  const dcCount = Number(values.dcs);
+  if (dcCount !== 1 && dcCount !== 2) {
+    process.stderr.write('meshgate demo: --dcs must be 1 or 2\n');
+    return 2;
+  }
+  const twoDcs = dcCount === 2;
   const p = (port: number) => port + offset;
   const instances: DemoInstance[] = [
     { service: 'catalog', id: 'catalog-1', app: p(3001), outbound: p(4140), inbound: p(4143), admin: p(4191), version: 'v1' },
@@ -85,18 +83,23 @@ export async function demoCommand(argv: string[]): Promise<number> {
     { service: 'orders', id: 'orders-1', app: p(3003), outbound: p(4340), inbound: p(4343), admin: p(4391), version: 'v1' },
     { service: 'inventory', id: 'inventory-1', app: p(3004), outbound: p(4440), inbound: p(4443), admin: p(4491), version: 'v1', protocol: 'h2c' },
   ];
+  // dc-2 (with --dcs 2): two catalog instances of its own.
+  const dc2Instances: DemoInstance[] = [
+    { service: 'catalog', id: 'catalog-3', app: p(3101), outbound: p(4540), inbound: p(4543), admin: p(4591), version: 'v1' },
+    { service: 'catalog', id: 'catalog-4', app: p(3102), outbound: p(4640), inbound: p(4643), admin: p(4691), version: 'v1' },
+  ];
+  const dc1 = twoDcs ? 'dc-1' : 'local';
   const stateDir = values['state-dir'];
   const log = createLogger({ level: 'info' }, {});
-  const store = new MemoryStore();
-  const children: ChildProcess[] = [];
-  const sidecars: Sidecar[] = [];
-  let gateway: Gateway | undefined;
+  const stores: DemoStore[] = [];
+  const running = new Map<string, { child: ChildProcess; sidecar: Sidecar | undefined }>();
+  const gateways: Gateway[] = [];
 
   const stopAll = async () => {
-    await gateway?.stop();
-    await Promise.all(sidecars.map((s) => s.stop()));
-    await Promise.all(children.map(stopChild));
-    await store.close();
+    await Promise.all(gateways.map((g) => g.stop()));
+    await Promise.all([...running.values()].map((r) => r.sidecar?.stop()));
+    await Promise.all([...running.values()].map((r) => stopChild(r.child)));
+    await Promise.all(stores.map((s) => s.stop()));
     log.flush();
   };
 
@@ -110,38 +113,54 @@ export async function demoCommand(argv: string[]): Promise<number> {
     inventory: { default: 'deny', allow: [{ from: 'edge' }] },
   };
 
+  /** An instance: its app as a child process, then its sidecar (registered in its datacenter's store). */
+  const startInstance = async (inst: DemoInstance, dc: string, store: DemoStore) => {
+    const child = startApp(inst);
+    running.set(inst.id, { child, sidecar: undefined });
+    await waitForPort(inst.app, 10_000);
+    const config = buildProxyConfig(
+      {
+        node: { service: inst.service, instance: inst.id, dc, zone: `${dc}-a`, metadata: { version: inst.version } },
+        app: { address: '127.0.0.1', port: inst.app, protocol: inst.protocol ?? 'http1' },
+        inbound: { address: '127.0.0.1', port: inst.inbound, authorize: authorize[inst.service] },
+        mesh,
+        outbound: { address: '127.0.0.1', port: inst.outbound },
+        admin: { port: inst.admin },
+        discovery: { stateDir },
+        log: { access: values['access-log'] },
+        ...(store.config ? { store: store.config } : {}),
+      },
+      `demo:${inst.id}`,
+    );
+    const sidecar = await startSidecar(config, { ...(store.store ? { store: store.store } : {}), log: log.child({ component: 'proxy', instance: inst.id }) });
+    running.set(inst.id, { child, sidecar });
+  };
+  const stopInstance = async (id: string) => {
+    const r = running.get(id);
+    running.delete(id);
+    await r?.sidecar?.stop();
+    if (r) await stopChild(r.child);
+  };
+
   try {
     if (!existsSync(join(caDir, 'ca.json'))) await initCa(caDir, mesh.trustDomain, false);
     const devCert = await developmentCertificate(stateDir);
-    for (const inst of instances) {
-      children.push(startApp(inst));
-      await waitForPort(inst.app, 10_000);
-      const config = buildProxyConfig(
-        {
-          node: { service: inst.service, instance: inst.id, dc: 'local', zone: 'local-a', metadata: { version: inst.version } },
-          app: { address: '127.0.0.1', port: inst.app, protocol: inst.protocol ?? 'http1' },
-          inbound: { address: '127.0.0.1', port: inst.inbound, authorize: authorize[inst.service] },
-          mesh,
-          outbound: { address: '127.0.0.1', port: inst.outbound },
-          admin: { port: inst.admin },
-          discovery: { stateDir },
-          log: { access: values['access-log'] },
-        },
-        `demo:${inst.id}`,
-      );
-      sidecars.push(await startSidecar(config, { store, log: log.child({ component: 'proxy', instance: inst.id }) }));
-    }
+    stores.push(await startDemoStore(p(6391), twoDcs));
+    for (const inst of instances) await startInstance(inst, dc1, stores[0]);
     const gwConfig = buildGatewayConfig(
       {
-        node: { name: 'demo-edge', dc: 'local', zone: 'local-a' },
+        node: { name: 'demo-edge', dc: dc1, zone: `${dc1}-a` },
         listeners: {
           http: { address: '127.0.0.1', port: p(8080) },
           https: { address: '127.0.0.1', port: p(8443), certificates: [devCert] },
+          ...(twoDcs ? { peer: { address: '127.0.0.1', port: p(9444) } } : {}),
         },
         admin: { port: p(9901) },
         mesh: { ...mesh, service: 'edge' },
         discovery: { stateDir },
         log: { access: values['access-log'] },
+        ...(stores[0].config ? { store: stores[0].config } : {}),
+        ...(twoDcs ? { datacenters: { failover: { failbackAfter: '3s' }, peers: [{ dc: 'dc-2', address: '127.0.0.1', port: p(9544) }] } } : {}),
         services: {
           catalog: { timeouts: { request: '5s' } },
           orders: { timeouts: { request: '10s' } },
@@ -162,20 +181,32 @@ export async function demoCommand(argv: string[]): Promise<number> {
       },
       'demo:gateway',
     );
-    gateway = await startGateway(gwConfig, { store, log: log.child({ component: 'gateway' }) });
+    gateways.push(await startGateway(gwConfig, { ...(stores[0].store ? { store: stores[0].store } : {}), log: log.child({ component: 'gateway', dc: dc1 }) }));
+    if (twoDcs) {
+      stores.push(await startDemoStore(p(6392), true));
+      for (const inst of dc2Instances) await startInstance(inst, 'dc-2', stores[1]);
+      gateways.push(await startSecondEdge(p, mesh, stateDir, stores[1], values['access-log'] ?? false, log));
+    }
   } catch (err) {
     await stopAll().catch(() => {});
     return reportStartupError('demo', err);
   }
+  const gateway = gateways[0];
 
   const base = `http://127.0.0.1:${gateway.http.port}`;
   const secure = `https://127.0.0.1:${gateway.https?.port}`;
   process.stdout.write(
     [
       '',
-      'meshgate demo is running (in-memory store, every process on 127.0.0.1, mTLS between proxies):',
-      `  edge gateway  ${base}  ${secure}   admin http://127.0.0.1:${gateway.admin.port}`,
+      `meshgate demo is running (${stores.map((s, i) => (twoDcs ? `dc-${i + 1}: ${s.description}` : s.description)).join(', ')}; every process on 127.0.0.1, mTLS between proxies):`,
+      `  edge gateway  ${base}  ${secure}   admin http://127.0.0.1:${gateway.admin.port}${twoDcs ? '   (dc-1)' : ''}`,
       ...instances.map((i) => `  ${i.id.padEnd(10)}    app :${i.app}  sidecar outbound :${i.outbound} inbound :${i.inbound} admin :${i.admin}`),
+      ...(twoDcs
+        ? [
+            `  edge gateway  http://127.0.0.1:${gateways[1].http.port}   admin http://127.0.0.1:${gateways[1].admin.port}   (dc-2)`,
+            ...dc2Instances.map((i) => `  ${i.id.padEnd(10)}    app :${i.app}  sidecar outbound :${i.outbound} inbound :${i.inbound} admin :${i.admin}   (dc-2)`),
+          ]
+        : []),
       '',
       'Try:',
       `  curl -s ${base}/catalog/items          # catalog JSON; "instance" says which of catalog-1 / catalog-2 answered`,
@@ -190,57 +221,52 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  curl -s http://127.0.0.1:${gateway.admin.port}/metrics     # Prometheus metrics`,
       `  curl -s http://127.0.0.1:${gateway.admin.port}/identity    # the gateway's mesh identity (spiffe://cluster.local/ns/default/sa/edge)`,
       '',
+      ...(twoDcs
+        ? [
+            'Two datacenters:',
+            `  curl -s http://127.0.0.1:${gateway.admin.port}/datacenters    # dc-1's failover plan: all local while catalog is healthy`,
+            `  kill -USR2 ${process.pid}                       # stop dc-1's catalog instances (again: start them)`,
+            `  curl -s ${base}/catalog/items          # now answered by catalog-3 / catalog-4 in dc-2, without an error`,
+            `  meshgate status --admin http://127.0.0.1:${gateway.admin.port}    # endpoints per datacenter, breakers, the failover state`,
+            '',
+          ]
+        : []),
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
+  if (twoDcs) {
+    // SIGUSR2: dc-1's catalog instances go away (deregistered, stopped), or come back.
+    let down = false;
+    process.on('SIGUSR2', () => {
+      down = !down;
+      const dc1Catalog = instances.filter((i) => i.service === 'catalog');
+      const work = down ? Promise.all(dc1Catalog.map((i) => stopInstance(i.id))) : Promise.all(dc1Catalog.map((i) => startInstance(i, dc1, stores[0])));
+      work.then(
+        () => log.info({}, down ? "dc-1's catalog instances stopped: dc-1's edge now fails over to dc-2" : "dc-1's catalog instances are back: dc-1's edge fails back after 3 s"),
+        (err: Error) => log.error({ err: err.message }, 'could not toggle the catalog instances'),
+      );
+    });
+  }
   return runUntilSignal('demo', stopAll);
 }
 
-/** The demo's HTTPS certificate for localhost / 127.0.0.1, made on the first run and kept in the state dir. */
-async function developmentCertificate(stateDir: string): Promise<{ cert: string; key: string }> {
-  const dir = join(stateDir, 'tls');
-  const files = { cert: join(dir, 'dev-cert.pem'), key: join(dir, 'dev-key.pem') };
-  if (existsSync(files.cert) && existsSync(files.key)) return files;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const pair = await selfSignedCertificate(['localhost', '127.0.0.1', '::1'], 365);
-  await writeFile(files.key, pair.key, { mode: 0o600 });
-  await writeFile(files.cert, pair.cert);
-  return files;
-}
-
-function startApp(inst: DemoInstance): ChildProcess {
-  const child = spawn(process.execPath, [`${SERVICES_DIR}${inst.service}.mjs`], {
-    env: { ...process.env, PORT: String(inst.app), INSTANCE: inst.id, MESH_OUTBOUND_PORT: String(inst.outbound) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`demo service ${inst.id} exited (${signal ?? code})\n`);
-  });
-  return child;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`demo service on port ${port} did not start within ${timeoutMs} ms`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(timer);
+/** dc-2's edge: catalog only, peering with dc-1's. */
+async function startSecondEdge(p: (port: number) => number, mesh: { trustDomain: string; caDir: string }, stateDir: string, store: DemoStore, accessLog: boolean, log: Logger): Promise<Gateway> {
+  const config = buildGatewayConfig(
+    {
+      node: { name: 'demo-edge-2', dc: 'dc-2', zone: 'dc-2-a' },
+      listeners: { http: { address: '127.0.0.1', port: p(8180) }, peer: { address: '127.0.0.1', port: p(9544) } },
+      admin: { port: p(10001) },
+      mesh: { ...mesh, service: 'edge' },
+      discovery: { stateDir },
+      log: { access: accessLog },
+      ...(store.config ? { store: store.config } : {}),
+      services: { catalog: { timeouts: { request: '5s' } } },
+      routes: [{ name: 'catalog', match: { pathPrefix: '/catalog', methods: ['GET', 'HEAD'] }, rewrite: { stripPrefix: true }, service: 'catalog' }],
+      datacenters: { failover: { failbackAfter: '3s' }, peers: [{ dc: 'dc-1', address: '127.0.0.1', port: p(9444) }] },
+    },
+    'demo:gateway-2',
+  );
+  return startGateway(config, { ...(store.store ? { store: store.store } : {}), log: log.child({ component: 'gateway', dc: 'dc-2' }) });
 }

@@ -395,6 +395,7 @@ export class Exchange implements ForwardedRequest {
     if (this.done) return;
     const current = this.current;
     if (!this.committed) this.statusCode = 499; // nginx's "client closed request", kept apart from upstream errors
+    if (this.grpc !== GrpcKind.None && this.grpcStatus < 0) this.grpcStatus = 1; // CANCELLED
     this.#finish();
     current?.cancel(CLIENT_GONE);
   }

@@ -1,0 +1,55 @@
+// The CLI's way into a running gateway or sidecar: its admin API, with the bearer token when one is
+// configured. Errors name the URL and what went wrong, for the command to print and exit 1.
+import { request } from 'undici';
+
+export class AdminError extends Error {
+  readonly code = 'ADMIN_UNREACHABLE';
+}
+
+export interface AdminTarget {
+  readonly base: string;
+  readonly token: string | undefined;
+}
+
+export function adminTarget(admin: string | undefined, token: string | undefined): AdminTarget {
+  const base = (admin ?? process.env.MESHGATE_ADMIN_URL ?? 'http://127.0.0.1:9901').replace(/\/+$/, '');
+  return { base, token: token ?? process.env.MESHGATE_ADMIN_TOKEN };
+}
+
+/** GET or POST a JSON document; `undefined` for a 404 (the process has no such view). */
+export async function adminJson<T>(t: AdminTarget, path: string, body?: unknown): Promise<T | undefined> {
+  const url = `${t.base}${path}`;
+  let res;
+  try {
+    res = await request(url, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { ...(t.token ? { authorization: `Bearer ${t.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: 5000,
+      bodyTimeout: 5000,
+    });
+  } catch (err) {
+    throw new AdminError(`cannot reach the admin API at ${t.base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the gateway or sidecar running? (--admin URL)`);
+  }
+  const text = await res.body.text();
+  if (res.statusCode === 404) return undefined;
+  if (res.statusCode === 401) throw new AdminError(`the admin API at ${t.base} needs a token (--token or MESHGATE_ADMIN_TOKEN)`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new AdminError(`${url} answered ${res.statusCode} with a body that is not JSON`);
+  }
+  if (res.statusCode >= 400) {
+    const e = (doc as { error?: { code?: string; message?: string } }).error;
+    throw new AdminError(`${url} answered ${res.statusCode}${e ? ` ${e.code}: ${e.message}` : ''}`);
+  }
+  return doc as T;
+}
+
+/** Left-aligned columns, two spaces apart. */
+export function table(rows: readonly string[][], indent = '  '): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
