@@ -5,12 +5,16 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { connect, createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { MeshgateProcess, tempDir } from '../helpers/cli.ts';
+import { grpc } from '../helpers/grpc.ts';
+import * as loader from '@grpc/proto-loader';
+import { decodeGrpcWebResponse } from '../../gateway/grpc-web/response-encoder.ts';
 import { waitFor } from '../helpers/ports.ts';
 
 /** Every port the demo binds, before the offset (bin/commands/demo.ts). */
-const DEMO_PORTS = [8080, 8443, 9901, 3001, 3002, 3003, 4140, 4143, 4191, 4240, 4243, 4291, 4340, 4343, 4391];
-const APP_PORTS = [3001, 3002, 3003];
+const DEMO_PORTS = [8080, 8443, 9901, 3001, 3002, 3003, 3004, 4140, 4143, 4191, 4240, 4243, 4291, 4340, 4343, 4391, 4440, 4443, 4491];
+const APP_PORTS = [3001, 3002, 3003, 3004];
 
 interface Reply {
   status: number;
@@ -202,6 +206,33 @@ describe('meshgate demo', () => {
     assert.ok(body.catalogInstance === 'catalog-1' || body.catalogInstance === 'catalog-2', `catalogInstance ${body.catalogInstance}`);
   });
 
+  test('the inventory gRPC service answers at the edge as gRPC (h2c) and as gRPC-Web', async () => {
+    const def = loader.loadSync(resolve(import.meta.dirname, '../../examples/demo-services/inventory.proto'), { keepCase: true, defaults: true });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const pkg = grpc.loadPackageDefinition(def) as any;
+    const client = new pkg.demo.inventory.Inventory(`127.0.0.1:${8080 + offset}`, grpc.credentials.createInsecure());
+    try {
+      const item = await waitFor('GetItem through the edge', () =>
+        new Promise<{ name: string } | undefined>((res) => client.GetItem({ sku: 'cup-1' }, (err: unknown, r: { name: string }) => res(err ? undefined : r))), 15_000, 200);
+      assert.equal(item.name, 'espresso cup');
+      const missing = await new Promise<grpc.ServiceError>((res) => client.GetItem({ sku: 'nope' }, (err: grpc.ServiceError) => res(err)));
+      assert.equal(missing.code, grpc.status.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+    // gRPC-Web, as a browser sends it: one framed GetItemRequest { sku: "cup-1" }.
+    const message = (def['demo.inventory.Inventory'] as unknown as Record<string, { requestSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): { name: string } }>).GetItem;
+    const payload = message.requestSerialize({ sku: 'cup-1' });
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, payload.length]), payload]);
+    const res = await fetch(`${base}/demo.inventory.Inventory/GetItem`, { method: 'POST', body: frame, headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', origin: 'https://shop.example' } });
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers.get('content-type')), /^application\/grpc-web/);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    const decoded = decodeGrpcWebResponse(Buffer.from(await res.arrayBuffer()), 'binary');
+    assert.equal(decoded.trailers['grpc-status'], '0');
+    assert.equal(message.responseDeserialize(decoded.messages[0]).name, 'espresso cup');
+  });
+
   test('an unknown path → 404 NO_ROUTE as JSON', async () => {
     const r = await get(`${base}/nowhere`);
     assert.equal(r.status, 404);
@@ -263,7 +294,7 @@ describe('meshgate demo', () => {
     // The services are up before the signal.
     for (const p of APP_PORTS) assert.equal(await accepts(p + offset), true, `demo service on ${p + offset} is up`);
     const services = demoServicePids(d.child.pid!);
-    if (existsSync('/proc/self/stat')) assert.equal(services.length, 3, 'three demo service processes (catalog x2, orders)');
+    if (existsSync('/proc/self/stat')) assert.equal(services.length, 4, 'four demo service processes (catalog x2, orders, inventory)');
 
     const exit = await d.stop('SIGINT', 30_000);
     assert.equal(exit.signal, null, `exited by itself, not killed; stderr: ${exit.stderr.slice(-1000)}`);
