@@ -4,6 +4,7 @@ import { gatewayCommand, GATEWAY_HELP } from './commands/gateway.ts';
 import { keyCommand, KEY_HELP } from './commands/key.ts';
 import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
 import { statusCommand, STATUS_HELP } from './commands/status.ts';
+import { splitCommand, SPLIT_HELP } from './commands/split.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
@@ -16,6 +17,7 @@ Commands:
   demo                    run the local demo: gateway, catalog (x2) and orders, each behind a sidecar
   ca init|issue           meshgate's certificate authority: create it, issue workload certificates
   key hash|new            API keys for the api-key plugin: hash a key, make a new one
+  split set|show|clear    traffic splits: weights across subsets, canary matches, mirroring
   status                  what a running gateway or sidecar knows: endpoints, health, splits, failover
   help [COMMAND]          show help for a command
 
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   demo: { run: demoCommand, help: DEMO_HELP },
   ca: { run: caCommand, help: CA_HELP },
   key: { run: keyCommand, help: KEY_HELP },
+  split: { run: splitCommand, help: SPLIT_HELP },
   status: { run: statusCommand, help: STATUS_HELP },
 };
 

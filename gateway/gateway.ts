@@ -22,6 +22,9 @@ import { buildSnapshot, type GatewaySnapshot } from './snapshot.ts';
 import { createEdgeHttps, type EdgeHttps } from './listeners/https-server.ts';
 import { RedirectRouter } from './listeners/redirect.ts';
 import { clientInputs, Datacenters } from './datacenters/setup.ts';
+import { SplitTable } from '../mesh-proxy/traffic/split-table.ts';
+import { registerSplitRoutes } from '../mesh-proxy/admin/split-routes.ts';
+import type { SplitStore } from '../mesh-proxy/store/types.ts';
 import { dirname, resolve } from 'node:path';
 
 export interface GatewayDeps {
@@ -50,6 +53,8 @@ export interface GatewayCore {
   readonly https: AddressInfo | undefined;
   /** The peer listener's address (other datacenters fail over here), when listeners.peer is configured. */
   readonly peer: AddressInfo | undefined;
+  /** Traffic splits: what this gateway applies, and where they are changed. */
+  readonly splits: { readonly table: SplitTable; readonly store: SplitStore };
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly views: GatewayViews;
@@ -72,6 +77,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     const r = await core.reload();
     return reply.code(r.applied ? 200 : 400).send(r);
   });
+  registerSplitRoutes(admin, core.splits.table, core.splits.store);
   admin.get('/datacenters', async (_req, reply) => core.views.datacenters() ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
   admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
@@ -109,7 +115,8 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: config.mesh.service ?? config.node.name, log, metrics }) : undefined;
   // With peer datacenters, their edges are endpoints too (`service@dc`, gateway/datacenters).
   const inputs = clientInputs(config, cache);
-  const client = new MeshClient({ cache: inputs.source, services: inputs.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity });
+  const splits = new SplitTable(store, parseDuration(config.discovery.resync), log, metrics);
+  const client = new MeshClient({ cache: inputs.source, services: inputs.services, store, metrics, log, origin: `gateway/${config.node.name}`, zone: config.node.zone, identity, splits });
   const snapshotDeps = { file: deps.configFile, log, metrics, rateLimits: store.rateLimits };
   let snapshot: GatewaySnapshot;
   try {
@@ -174,6 +181,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
   try {
     await identity?.start();
     await cache.start();
+    await splits.start();
     await client.start();
     await reloader?.start();
     const httpAddr = await listener.listen(config.listeners.http.address, config.listeners.http.port);
@@ -190,7 +198,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     const peerAddr = datacenters.address;
     log.info({ http: `${httpAddr.address}:${httpAddr.port}`, https: httpsAddr ? `${httpsAddr.address}:${httpsAddr.port}` : undefined, peer: peerAddr ? `${peerAddr.address}:${peerAddr.port}` : undefined, dc: config.node.dc, routes: config.routes.length, store: store.kind }, 'gateway started');
     return {
-      http: httpAddr, https: httpsAddr, peer: peerAddr, log, metrics, views,
+      http: httpAddr, https: httpsAddr, peer: peerAddr, log, metrics, views, splits: { table: splits, store: store.splits },
       reload: () => (reloader ? reloader.reload('request') : Promise.resolve({ applied: false, error: 'the gateway was not started from a config file' })),
       async stop() {
         if (stopping) return;
@@ -203,6 +211,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
           await old.chains.close();
         }
         await snapshot.chains.close();
+        splits.stop();
         await cache.stop();
         await client.close();
         identity?.stop();
@@ -217,6 +226,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     await Promise.all([listener.close(0), datacenters.stop(0)]);
     await snapshot.chains.close();
     identity?.stop();
+    splits.stop();
     await cache.stop();
     await client.close();
     if (!deps.store) await store.close();

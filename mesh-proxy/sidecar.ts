@@ -7,6 +7,8 @@ import type { ProxyConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/duration.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { endpointsView } from './admin/endpoints-view.ts';
+import { registerSplitRoutes } from './admin/split-routes.ts';
+import { SplitTable } from './traffic/split-table.ts';
 import { createH2Pool, createPool } from './client/endpoint-pools.ts';
 import { MeshClient } from './client/mesh-client.ts';
 import { DEFAULT_POLICY } from './client/policy.ts';
@@ -66,7 +68,8 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   // With a mesh section: inbound is mTLS, the instance registers its identity, outbound calls to
   // endpoints that registered one are mTLS.
   const identity = config.mesh ? new WorkloadIdentity({ mesh: config.mesh, service: node.service, log, metrics }) : undefined;
-  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone, identity });
+  const splits = new SplitTable(store, parseDuration(config.discovery.resync), log, metrics);
+  const client = new MeshClient({ cache, services: config.services, store, metrics, log, origin: `proxy/${instanceId}`, zone: node.zone, identity, splits });
 
   const appInstance: Instance = { service: node.service, id: 'app', address: config.app.address, port: config.app.port, dc: node.dc, zone: node.zone, metadata: {} };
   const appEndpoint = new Endpoint(appInstance);
@@ -103,6 +106,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     },
   });
   admin.get('/endpoints', async () => endpointsView(cache, client));
+  registerSplitRoutes(admin, splits, store.splits);
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
   admin.get('/identity', async (_req, reply) =>
     identity ? identity.describe() : reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this proxy has no mesh identity (no mesh section): its hops are plain HTTP' } }),
@@ -156,6 +160,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     await reloader?.start();
     await identity?.start();
     await cache.start();
+    await splits.start();
     await client.start();
     const inboundServer = identity ? createMtlsServer(identity, log) : undefined;
     const inbound = await inboundListener.listen(config.inbound.address, config.inbound.port, inboundServer);
@@ -202,6 +207,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
         await inboundListener.close(Math.max(0, deadline - Date.now()));
         await outboundListener.close(Math.max(0, deadline - Date.now()));
         await admin.close();
+        splits.stop();
         await cache.stop();
         await Promise.allSettled([client.close(), appPool.close(), closeInbound()]);
         identity?.stop();
@@ -214,6 +220,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     identity?.stop();
     await Promise.allSettled(owned.map((f) => f()));
     await admin.close().catch(() => {});
+    splits.stop();
     await cache.stop();
     await client.close();
     await appPool.close();

@@ -47,7 +47,7 @@ if (process.env.REDIS_URL) {
   const redis = await createStore({ kind: 'redis', url: process.env.REDIS_URL, keyPrefix: 'bench:', connectTimeout: '2s', commandTimeout: '1s' }, { warn() {}, info() {} });
   await redis.ready(5000);
   deps = {
-    kind: store.kind, registry: store.registry, breakers: store.breakers, rateLimits: redis.rateLimits,
+    kind: store.kind, registry: store.registry, breakers: store.breakers, rateLimits: redis.rateLimits, splits: store.splits,
     get status() { return store.status; },
     onStatus: () => {},
     ready: async () => true,

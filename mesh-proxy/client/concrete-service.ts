@@ -15,6 +15,7 @@ import { RetryBudget } from '../resilience/retry-budget.ts';
 import type { ResilienceMetrics } from '../observe/resilience-metrics.ts';
 import { Attempt, dispatchAttempt, headerOf, type AttemptOwner } from './attempt.ts';
 import { ERROR_HEADER } from '../http/error-reply.ts';
+import { Mirror } from '../traffic/mirror.ts';
 import type { EndpointPools } from './endpoint-pools.ts';
 import { classifyTransportError } from './errors.ts';
 import { GrpcKind } from '../http/grpc.ts';
@@ -52,6 +53,7 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
   readonly #ctx: ServiceContext;
   /** Some endpoint may be unavailable: filter before balancing (otherwise use the list as is). */
   #degraded = false;
+  #mirror: Mirror | undefined;
   /** Remote opens for endpoints this proxy has not seen yet: applied when they appear. */
   readonly #remoteOpen = new Map<string, number>();
 
@@ -178,6 +180,7 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
       );
       return;
     }
+    if (ex.tries === 0 && ex.split?.split.mirror !== undefined) this.#maybeMirror(ex);
     ex.tries++;
     ex.lastEndpoint = ep;
     ex.stampDeadline(now);
@@ -213,8 +216,15 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
   }
 
   #pick(ex: Exchange): Endpoint | undefined {
-    const all = this.#ctx.cache.get(this.name)?.endpoints;
+    let all = this.#ctx.cache.get(this.name)?.endpoints;
     if (all === undefined || all.length === 0) return undefined;
+    if (ex.split !== undefined) {
+      const subset = ex.split.endpointsOf(all, ex.subset);
+      // A subset with no instance (a canary not deployed yet) does not fail its share of traffic:
+      // the rest of the service takes it, counted in meshgate_split_fallbacks_total.
+      if (subset.length > 0) all = subset;
+      else if (ex.tries === 0) this.#ctx.metrics.splitFallback(this.name, ex.subset);
+    }
     let candidates = all;
     if (this.#degraded) {
       candidates = all.filter(this.#available, this);
@@ -233,6 +243,14 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     // Half-open with its probe slots taken: any other endpoint that admits the request.
     for (const c of candidates) if (c !== ep && this.breakerOf(c).allow()) return c;
     return undefined;
+  }
+
+  #maybeMirror(ex: Exchange): void {
+    const m = ex.split!.split.mirror!;
+    if (Math.random() * 100 >= m.percent) return;
+    const all = this.#ctx.cache.get(this.name)?.endpoints ?? [];
+    this.#mirror ??= new Mirror(this.name, this.#ctx.metrics.mirrors);
+    this.#mirror.send(ex, m.subset, ex.split!.endpointsOf(all, m.subset), (ep) => this.#ctx.pools.get(ep, this.policy));
   }
 
   #available(this: ConcreteService, ep: Endpoint): boolean {

@@ -12,6 +12,7 @@ import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts
 import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
+import type { CompiledSplit } from '../traffic/split-picker.ts';
 
 /** The listener that owns an exchange hears about its end (metrics, access log, drain). */
 export interface ExchangeOwner {
@@ -116,6 +117,9 @@ export class Exchange implements ForwardedRequest {
   contentTypeSlot = -1;
   /** The call's gRPC status as it ended (trailers, a trailers-only reply, or a local error); -1: none seen. */
   grpcStatus = -1;
+  /** The service's traffic split, when it has one, and the subset it chose for this exchange. */
+  split: CompiledSplit | undefined;
+  subset = '';
   /** Set while this datacenter serves the exchange and another could take it over on failure. */
   failover: FailoverRescuer | undefined;
   /** A sidecar's 5xx was dropped so that another datacenter may serve the exchange (concrete-service). */

@@ -2,7 +2,8 @@
 // stack, endpoint outward (linkerd2-proxy's push_http_endpoint → concrete → logical):
 //
 //   logical   the exchange's deadline: the route's timeout, or the caller's remaining deadline
-//             if sooner (an expired one is answered 504 at once)          (forward)
+//             if sooner (an expired one is answered 504 at once); the traffic split's subset
+//             (traffic/split-picker.ts)                                   (forward)
 //   concrete  the service: concurrency limits, available endpoints (breakers, outlier ejection),
 //             zone preference, balancer, classified outcomes, budgeted retries  (concrete-service.ts)
 //   endpoint  a pooled keep-alive connection to one instance                  (endpoint-pools.ts, attempt.ts)
@@ -24,6 +25,7 @@ import { ConcreteService, type ServiceContext } from './concrete-service.ts';
 import { EndpointPools } from './endpoint-pools.ts';
 import type { Exchange } from './exchange.ts';
 import { compilePolicy, DEFAULT_POLICY } from './policy.ts';
+import type { SplitTable } from '../traffic/split-table.ts';
 
 export interface MeshClientOptions {
   cache: EndpointSource;
@@ -37,6 +39,8 @@ export interface MeshClientOptions {
   zone: string;
   /** This proxy's mesh identity: endpoints that registered one are reached over mTLS. */
   identity?: WorkloadIdentity;
+  /** Traffic splits from the store (absent: every service goes to all its endpoints). */
+  splits?: SplitTable;
 }
 
 const BREAKER_STATE = { closed: 0, open: 1, 'half-open': 2 } as const;
@@ -114,6 +118,13 @@ export class MeshClient implements ServiceContext {
     const svc = this.service(ex.service);
     // logical: the deadline for the whole exchange, retries included
     if (!ex.startDeadline(ex.timeoutMs || svc.policy.requestTimeoutMs)) return;
+    // logical: the traffic split's subset (match rules, then weights)
+    const split = this.#o.splits?.get(ex.service);
+    if (split !== undefined) {
+      ex.split = split;
+      ex.subset = split.pick(ex.headers, Math.random());
+      this.metrics.splitRequest(ex.service, ex.subset);
+    } else ex.split = undefined;
     // concrete → endpoint
     svc.start(ex);
   }

@@ -10,6 +10,9 @@ export class ResilienceMetrics {
   readonly #overload: Counter<'service' | 'limit'>;
   readonly #breakers: Counter<'service' | 'to'>;
   readonly #ejections: Counter<'service'>;
+  readonly #splitRequests: Counter<'service' | 'subset'>;
+  readonly #splitFallbacks: Counter<'service' | 'subset'>;
+  readonly mirrors: Counter<'service' | 'subset' | 'result'>;
 
   constructor(m: Metrics) {
     this.#retries = m.counter('meshgate_retries_total', 'Retries sent, by service and the condition that caused them.', ['service', 'condition']);
@@ -17,6 +20,17 @@ export class ResilienceMetrics {
     this.#overload = m.counter('meshgate_overload_rejections_total', 'Requests answered 503 OVERLOADED (limit=pending) or retries skipped (limit=retries) at a concurrency limit.', ['service', 'limit']);
     this.#breakers = m.counter('meshgate_breaker_transitions_total', 'Endpoint circuit-breaker transitions made by this proxy.', ['service', 'to']);
     this.#ejections = m.counter('meshgate_outlier_ejections_total', 'Endpoints ejected by outlier detection.', ['service']);
+    this.#splitRequests = m.counter('meshgate_split_requests_total', "Requests a traffic split sent to each subset (by the split's choice, match rules included).", ['service', 'subset']);
+    this.#splitFallbacks = m.counter('meshgate_split_fallbacks_total', 'Requests whose chosen subset had no endpoint, sent to any endpoint of the service instead.', ['service', 'subset']);
+    this.mirrors = m.counter('meshgate_mirror_requests_total', 'Shadow copies of requests, by result (sent, dropped at the in-flight bound, skipped: streamed body or no target, failed).', ['service', 'subset', 'result']);
+  }
+
+  splitRequest(service: string, subset: string): void {
+    this.#splitRequests.inc({ service, subset });
+  }
+
+  splitFallback(service: string, subset: string): void {
+    this.#splitFallbacks.inc({ service, subset });
   }
 
   retry(service: string, condition: string): void {

@@ -1,5 +1,6 @@
 // The store is a few narrow interfaces, each with an in-memory and a Redis implementation.
 // Nothing here knows about processes, listeners or policies.
+import type { SplitSpec, TrafficSplit } from '../traffic/split.ts';
 
 /** One registered instance of a service, as peers reach it (its sidecar's inbound listener). */
 export interface Instance {
@@ -79,6 +80,18 @@ export interface RateLimitStore {
   consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
 }
 
+export type SplitEvent = { readonly kind: 'put'; readonly split: TrafficSplit } | { readonly kind: 'delete'; readonly service: string };
+
+/** Traffic splits, one per service, versioned; changes are pushed to every proxy. */
+export interface SplitStore {
+  list(): Promise<TrafficSplit[]>;
+  /** Stores the service's split with the next version; with expectVersion, only if the current one is that (0: none yet). */
+  put(service: string, spec: SplitSpec, expectVersion?: number): Promise<TrafficSplit>;
+  /** True when there was one. */
+  delete(service: string): Promise<boolean>;
+  watch(listener: (event: SplitEvent) => void): () => void;
+}
+
 export type StoreStatus = 'up' | 'down';
 
 export interface Store {
@@ -86,6 +99,7 @@ export interface Store {
   readonly registry: Registry;
   readonly breakers: BreakerBoard;
   readonly rateLimits: RateLimitStore;
+  readonly splits: SplitStore;
   readonly status: StoreStatus;
   /** Called on every connectivity change (a Redis outage and its end). */
   onStatus(listener: (status: StoreStatus) => void): void;

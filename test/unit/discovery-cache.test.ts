@@ -1,5 +1,6 @@
 // The endpoint cache over the in-memory store (events, TTL, resync, identity), its disk snapshot
 // fallback when the store is away, and round-robin selection.
+import { MemorySplits } from '../../mesh-proxy/store/memory/memory-splits.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,6 +86,7 @@ class FakeRegistry implements Registry {
 class FakeStore implements Store {
   readonly kind = 'redis' as const;
   readonly rateLimits = new MemoryRateLimits();
+  readonly splits = new MemorySplits();
   readonly registry = new FakeRegistry();
   readonly breakers = {
     async publishOpen(): Promise<void> {},

@@ -2,6 +2,7 @@ import type { Store, StoreStatus } from '../types.ts';
 import { MemoryBreakerBoard } from './memory-breaker-board.ts';
 import { MemoryRateLimits } from './memory-rate-limits.ts';
 import { MemoryRegistry } from './memory-registry.ts';
+import { MemorySplits } from './memory-splits.ts';
 
 /** The embedded store: always up, shared by every proxy in this process. */
 export class MemoryStore implements Store {
@@ -10,6 +11,7 @@ export class MemoryStore implements Store {
   readonly registry = new MemoryRegistry();
   readonly breakers = new MemoryBreakerBoard();
   readonly rateLimits = new MemoryRateLimits();
+  readonly splits = new MemorySplits();
 
   onStatus(): void {}
 

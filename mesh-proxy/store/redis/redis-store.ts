@@ -1,6 +1,7 @@
 import type { StoreConfig } from '../../../config/schema.ts';
 import type { Store, StoreStatus } from '../types.ts';
 import { createRedisClient, type RedisClient } from './connect.ts';
+import { RedisSplits } from './redis-splits.ts';
 import { RedisBreakerBoard } from './redis-breaker-board.ts';
 import { RedisRateLimits } from './redis-rate-limits.ts';
 import { RedisRegistry } from './redis-registry.ts';
@@ -19,6 +20,7 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   readonly registry: RedisRegistry;
   readonly breakers: RedisBreakerBoard;
+  readonly splits: RedisSplits;
   readonly rateLimits: RedisRateLimits;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
@@ -40,7 +42,8 @@ export class RedisStore implements Store {
     this.registry = new RedisRegistry(this.#client, this.#subscriber, cfg.keyPrefix);
     this.breakers = new RedisBreakerBoard(this.#client, this.#subscriber, cfg.keyPrefix);
     this.rateLimits = new RedisRateLimits(this.#client, cfg.keyPrefix);
-    this.#channels = [this.registry.channel, this.breakers.channel];
+    this.splits = new RedisSplits(this.#client, this.#subscriber, cfg.keyPrefix);
+    this.#channels = [this.registry.channel, this.breakers.channel, this.splits.channel];
     this.#client.on('ready', () => {
       this.#commandsReady = true;
       this.#update();
