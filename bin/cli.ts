@@ -5,6 +5,7 @@ import { keyCommand, KEY_HELP } from './commands/key.ts';
 import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
 import { statusCommand, STATUS_HELP } from './commands/status.ts';
 import { splitCommand, SPLIT_HELP } from './commands/split.ts';
+import { explainCommand, EXPLAIN_HELP } from './commands/explain.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
@@ -19,6 +20,7 @@ Commands:
   key hash|new            API keys for the api-key plugin: hash a key, make a new one
   split set|show|clear    traffic splits: weights across subsets, canary matches, mirroring
   status                  what a running gateway or sidecar knows: endpoints, health, splits, failover
+  explain [METHOD] URL    what a running gateway would do with a request, and why
   help [COMMAND]          show help for a command
 
 Run 'meshgate <command> --help' for a command's options.`;
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   key: { run: keyCommand, help: KEY_HELP },
   split: { run: splitCommand, help: SPLIT_HELP },
   status: { run: statusCommand, help: STATUS_HELP },
+  explain: { run: explainCommand, help: EXPLAIN_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

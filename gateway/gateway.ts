@@ -23,6 +23,7 @@ import { createEdgeHttps, type EdgeHttps } from './listeners/https-server.ts';
 import { RedirectRouter } from './listeners/redirect.ts';
 import { clientInputs, Datacenters } from './datacenters/setup.ts';
 import { SplitTable } from '../mesh-proxy/traffic/split-table.ts';
+import { ExplainError, explainRequest } from './explain.ts';
 import { registerSplitRoutes } from '../mesh-proxy/admin/split-routes.ts';
 import type { SplitStore } from '../mesh-proxy/store/types.ts';
 import { dirname, resolve } from 'node:path';
@@ -44,6 +45,8 @@ export interface GatewayViews {
   identity(): object | undefined;
   /** Failover between datacenters (GET /datacenters), when the gateway has peers. */
   datacenters(): object | undefined;
+  /** What the gateway would do with a request, and why (POST /explain). */
+  explain(input: unknown): object;
 }
 
 /** The gateway without its admin listener: what a cluster worker runs. */
@@ -78,6 +81,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     return reply.code(r.applied ? 200 : 400).send(r);
   });
   registerSplitRoutes(admin, core.splits.table, core.splits.store);
+  admin.post('/explain', async (req, reply) => {
+    try {
+      return core.views.explain(req.body);
+    } catch (err) {
+      if (err instanceof ExplainError) return reply.code(400).send({ error: { code: err.code, message: err.message } });
+      throw err;
+    }
+  });
   admin.get('/datacenters', async (_req, reply) => core.views.datacenters() ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
   admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
@@ -176,6 +187,7 @@ export async function startGatewayCore(config: GatewayConfig, deps: GatewayDeps 
     notReadyReason: () => (stopping ? 'draining' : cache.source === 'none' ? 'endpoints not yet synced' : undefined),
     identity: () => identity?.describe(),
     datacenters: () => datacenters.failover?.describe(),
+    explain: (input) => explainRequest(input, { table: router.table, client, splits, failover: datacenters.failover }),
   };
 
   try {

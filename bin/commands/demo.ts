@@ -95,7 +95,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const running = new Map<string, { child: ChildProcess; sidecar: Sidecar | undefined }>();
   const gateways: Gateway[] = [];
 
+  // A SIGUSR2 toggle still starting instances when Ctrl-C comes is waited for, or what it starts
+  // would outlive the shutdown.
+  let toggling: Promise<unknown> = Promise.resolve();
+  let stopping = false;
   const stopAll = async () => {
+    stopping = true;
+    await toggling.catch(() => {});
     await Promise.all(gateways.map((g) => g.stop()));
     await Promise.all([...running.values()].map((r) => r.sidecar?.stop()));
     await Promise.all([...running.values()].map((r) => stopChild(r.child)));
@@ -239,9 +245,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     // SIGUSR2: dc-1's catalog instances go away (deregistered, stopped), or come back.
     let down = false;
     process.on('SIGUSR2', () => {
-      down = !down;
+      if (stopping) return;
       const dc1Catalog = instances.filter((i) => i.service === 'catalog');
-      const work = down ? Promise.all(dc1Catalog.map((i) => stopInstance(i.id))) : Promise.all(dc1Catalog.map((i) => startInstance(i, dc1, stores[0])));
+      const work = toggling.then(() => {
+        down = !down;
+        return down ? Promise.all(dc1Catalog.map((i) => stopInstance(i.id))) : Promise.all(dc1Catalog.map((i) => startInstance(i, dc1, stores[0])));
+      });
+      toggling = work.catch(() => {});
       work.then(
         () => log.info({}, down ? "dc-1's catalog instances stopped: dc-1's edge now fails over to dc-2" : "dc-1's catalog instances are back: dc-1's edge fails back after 3 s"),
         (err: Error) => log.error({ err: err.message }, 'could not toggle the catalog instances'),

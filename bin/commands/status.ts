@@ -113,7 +113,8 @@ function render(base: string, eps: EndpointsDoc | undefined, dcs: DatacentersDoc
     const f = dcs?.services[name];
     if (f) {
       const per = f.datacenters.map((d) => `${d.dc}${d.local ? ' (here)' : d.reachable === false ? ' (unreachable)' : ''} ${d.healthy}/${d.total} healthy`).join(', ');
-      out.push(`  failover: ${f.mode === 'local' ? 'all local' : `shifting: ${Math.round(f.localShare * 100)}% local, the rest to ${f.failoverTo}`}${f.mode === 'local' && f.failoverTo ? ` (standby ${f.failoverTo})` : ''}; ${per}`);
+      const plan = f.mode === 'local' ? `all local${f.failoverTo ? ` (standby ${f.failoverTo})` : ''}` : f.failoverTo ? `shifting: ${Math.round(f.localShare * 100)}% local, the rest to ${f.failoverTo}` : 'degraded, but no peer can serve it: all local';
+      out.push(`  failover: ${plan}; ${per}`);
     }
     const split = splits.find((s) => s.service === name);
     if (split) {

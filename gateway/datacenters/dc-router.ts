@@ -54,6 +54,7 @@ export class DatacenterFailover implements FailoverRescuer {
   readonly #sent;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #started = false;
 
   constructor(o: DatacenterFailoverOptions) {
     this.#o = o;
@@ -92,6 +93,9 @@ export class DatacenterFailover implements FailoverRescuer {
   }
 
   async start(): Promise<void> {
+    // Plans are made from a loaded endpoint view only: before start, an empty cache would read as
+    // "no local instance" and shift traffic away for failbackAfter.
+    this.#started = true;
     await this.#tick();
   }
 
@@ -111,6 +115,7 @@ export class DatacenterFailover implements FailoverRescuer {
 
   /** Recomputes every service's plan (also called when local endpoints change). */
   update(now = Date.now()): void {
+    if (!this.#started) return;
     const o = this.#o;
     for (const f of this.#failovers.values()) {
       const local = localHealth(f.service, o.dc, o.cache, o.client);
@@ -166,6 +171,31 @@ export class DatacenterFailover implements FailoverRescuer {
     ex.headers.push(DC_HOP_HEADER, this.dc);
     ex.service = remoteName(ex.service, dc);
     this.#o.client.forward(ex);
+  }
+
+  /** Where a request to `service` would go now, and why (meshgate explain). */
+  explain(service: string): { dc: string; local: boolean; localShare: number; mode: string; why: string } {
+    const o = this.#o;
+    const f = this.#failovers.get(service);
+    const local = localHealth(service, o.dc, o.cache, o.client);
+    const pct = (x: number) => `${Math.round(x * 100)}%`;
+    const healthy = `${local.healthy}/${local.total} local endpoints healthy`;
+    if (f === undefined) return { dc: o.dc, local: true, localShare: 1, mode: 'local', why: `${service} is not a configured service: no failover` };
+    const plan = f.plan;
+    if (plan.peer === undefined) {
+      const why = plan.mode === 'local' ? `${healthy} (threshold ${pct(o.policy.threshold)}); no peer has healthy endpoints to stand by` : `${healthy}, below the threshold, but no peer datacenter has healthy endpoints: everything stays local`;
+      return { dc: o.dc, local: true, localShare: 1, mode: plan.mode, why };
+    }
+    if (plan.mode === 'local') return { dc: o.dc, local: true, localShare: 1, mode: 'local', why: `${healthy}, at or above the ${pct(o.policy.threshold)} threshold: all local (standby ${plan.peer})` };
+    const back = Math.min(1, o.policy.threshold + o.policy.hysteresis);
+    const local2 = plan.localShare >= 0.5;
+    return {
+      dc: local2 ? o.dc : plan.peer,
+      local: local2,
+      localShare: plan.localShare,
+      mode: plan.mode,
+      why: `${healthy}: failing over, ${pct(plan.localShare)} of requests stay local and ${pct(1 - plan.localShare)} go to ${plan.peer}; back to all local at ${pct(back)} healthy for ${o.policy.failbackAfterMs / 1000} s`,
+    };
   }
 
   /** The admin API's view (GET /datacenters). */

@@ -36,11 +36,22 @@ export class CompiledSplit {
 
   /** The subset for a request with these forwarded headers ([name, value, …]); `random` in [0, 1). */
   pick(headers: readonly string[], random: number): string {
-    for (const r of this.#rules) if (r.header ? headerIs(headers, r.name, r.value) : cookieIs(headers, r.name, r.value)) return r.subset;
+    const m = this.matchIndex(headers);
+    if (m >= 0) return this.#rules[m].subset;
     const x = random * this.#total;
     const c = this.#cumulative;
     for (let i = 0; i < c.length; i++) if (x < c[i]) return this.subsets[i];
     return this.subsets[this.subsets.length - 1];
+  }
+
+  /** The index of the first match rule these headers satisfy, or -1. */
+  matchIndex(headers: readonly string[]): number {
+    const rules = this.#rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i];
+      if (r.header ? headerIs(headers, r.name, r.value) : cookieIs(headers, r.name, r.value)) return i;
+    }
+    return -1;
   }
 
   /** The endpoints of `subset` among `all` (memoized per list). */

@@ -4,23 +4,24 @@ import { SplitError, type SplitSpec, type TrafficSplit } from '../../traffic/spl
 import type { SplitEvent, SplitStore } from '../types.ts';
 import type { RedisClient } from './connect.ts';
 
-/** KEYS: splits hash, versions hash. ARGV: service, expectVersion (-1: any), JSON without version, time, channel. */
+/**
+ * KEYS: splits hash, versions hash. ARGV: service, expectVersion (-1: any), the split's JSON with
+ * "version":-1 where the new version goes, channel. The JSON is patched, not re-encoded: cjson
+ * would reorder the weights.
+ */
 const PUT = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local currentVersion = 0
 if current then currentVersion = cjson.decode(current).version end
 if tonumber(ARGV[2]) >= 0 and tonumber(ARGV[2]) ~= currentVersion then return {0, tostring(currentVersion)} end
 local version = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-local split = cjson.decode(ARGV[3])
-split.version = version
-split.updatedAt = ARGV[4]
-local json = cjson.encode(split)
+local json = string.gsub(ARGV[3], '"version":%-1', '"version":' .. version, 1)
 redis.call('HSET', KEYS[1], ARGV[1], json)
-redis.call('PUBLISH', ARGV[5], 'put ' .. json)
+redis.call('PUBLISH', ARGV[4], 'put ' .. json)
 return {1, json}`;
 
 interface Scripted {
-  mgSplitPut(splits: string, versions: string, service: string, expect: number, json: string, at: string, channel: string): Promise<[number, string]>;
+  mgSplitPut(splits: string, versions: string, service: string, expect: number, json: string, channel: string): Promise<[number, string]>;
 }
 
 export class RedisSplits implements SplitStore {
@@ -52,9 +53,8 @@ export class RedisSplits implements SplitStore {
   }
 
   async put(service: string, spec: SplitSpec, expectVersion?: number): Promise<TrafficSplit> {
-    // cjson turns an empty array into an object: match rules travel as an object-free list only when non-empty.
-    const json = JSON.stringify({ service, subsetKey: spec.subsetKey, weights: spec.weights, ...(spec.match.length ? { match: spec.match } : {}), ...(spec.mirror ? { mirror: spec.mirror } : {}) });
-    const [ok, value] = await this.#client.mgSplitPut(this.#key, this.#versions, service, expectVersion ?? -1, json, new Date().toISOString(), this.channel);
+    const json = JSON.stringify({ service, version: -1, updatedAt: new Date().toISOString(), subsetKey: spec.subsetKey, weights: spec.weights, match: spec.match, ...(spec.mirror ? { mirror: spec.mirror } : {}) });
+    const [ok, value] = await this.#client.mgSplitPut(this.#key, this.#versions, service, expectVersion ?? -1, json, this.channel);
     if (ok !== 1) throw new SplitError('SPLIT_CONFLICT', `the split of "${service}" is at version ${value}, not ${expectVersion}`);
     return parseStored(value)!;
   }
