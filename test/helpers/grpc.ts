@@ -33,13 +33,17 @@ export interface EchoServer {
   lastMetadata: Record<string, unknown>;
   /** Messages a client stream / bidi call received so far. */
   received: string[];
+  /** What grpc.health.v1.Health/Check answers for every service name. */
+  health: 'SERVING' | 'NOT_SERVING';
+  /** Health checks answered so far. */
+  healthChecks: number;
   close(): Promise<void>;
 }
 
 /** An insecure (h2c) Echo server on 127.0.0.1 with the standard health service. */
 export async function startEchoServer(): Promise<EchoServer> {
   const server = new grpc.Server(LIMITS);
-  const s: EchoServer = { port: 0, cancelled: 0, lastDeadlineMs: Infinity, lastMetadata: {}, received: [], close: async () => {} };
+  const s: EchoServer = { port: 0, cancelled: 0, lastDeadlineMs: Infinity, lastMetadata: {}, received: [], health: 'SERVING', healthChecks: 0, close: async () => {} };
   const observe = (call: grpc.ServerUnaryCall<EchoRequest, EchoReply> | grpc.ServerReadableStream<EchoRequest, EchoReply> | grpc.ServerWritableStream<EchoRequest, EchoReply> | grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
     const d = call.getDeadline();
     s.lastDeadlineMs = d instanceof Date ? d.getTime() - Date.now() : Number.isFinite(d) ? Number(d) - Date.now() : Infinity;
@@ -101,6 +105,17 @@ export async function startEchoServer(): Promise<EchoServer> {
       call.on('end', () => call.end());
     },
   });
+  // grpc.health.v1.Health/Check by hand: HealthCheckResponse { status: SERVING (1) | NOT_SERVING (2) }.
+  const raw = (b: Buffer) => b;
+  server.addService(
+    { Check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
+    {
+      Check(_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) {
+        s.healthChecks++;
+        cb(null, Buffer.from([0x08, s.health === 'SERVING' ? 1 : 2]));
+      },
+    },
+  );
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   (s as { port: number }).port = port;
   s.close = () => new Promise<void>((r) => server.tryShutdown(() => r())).then(() => server.forceShutdown());

@@ -223,6 +223,44 @@ describe('gRPC through the gateway and a sidecar hop', () => {
     }
   });
 
+  test('gRPC health checking: an endpoint answering NOT_SERVING is taken out, and brought back when SERVING', async () => {
+    // A gateway of its own that checks the sidecar with grpc.health.v1 (through the mTLS hop).
+    const checked = await startGateway(
+      buildGatewayConfig(
+        {
+          node: { name: 'edge-hc', zone: 'z1' },
+          listeners: { http: { address: '127.0.0.1', port: 0 } },
+          admin: { port: 0 },
+          discovery: { resync: '500ms', stateDir: tempDir() },
+          mesh: { caDir, service: 'edge' },
+          log: quiet,
+          services: { echo: { retries: { attempts: 0 }, healthCheck: { interval: '100ms', timeout: '1s', unhealthyThreshold: 2, healthyThreshold: 1, grpc: { service: 'meshgate.test.Echo' } }, outlier: { maxEjectedPercent: 100 } } },
+          routes: [{ name: 'echo', match: { pathPrefix: ECHO }, service: 'echo', grpc: true }],
+        },
+        'test:edge-hc',
+      ),
+      { store },
+    );
+    const c = echoClient(`127.0.0.1:${checked.http.port}`);
+    try {
+      await waitFor('served while SERVING', async () => ((await unary(c, { message: 'ok' })).reply ? true : undefined), 10_000, 50);
+      const before = echo.healthChecks;
+      echo.health = 'NOT_SERVING';
+      const down = await waitFor('taken out', async () => {
+        const r = await unary(c, { message: 'x' });
+        return r.error?.code === grpc.status.UNAVAILABLE ? r : undefined;
+      }, 10_000, 50);
+      assert.deepEqual(down.error?.metadata.get('x-meshgate-error'), ['NO_ENDPOINTS']);
+      assert.ok(echo.healthChecks > before, 'the checks reached the app through the sidecar');
+      echo.health = 'SERVING';
+      await waitFor('brought back', async () => ((await unary(c, { message: 'back' })).reply ? true : undefined), 10_000, 50);
+    } finally {
+      echo.health = 'SERVING';
+      c.close();
+      await stopAll(checked);
+    }
+  });
+
   test('a request that is not gRPC gets a clear 415 NOT_GRPC and the gateway keeps serving', async () => {
     const res = await request(`http://127.0.0.1:${gw.http.port}${ECHO}/Unary`, { method: 'GET' });
     const body = (await res.body.json()) as { error: { code: string; message: string } };
