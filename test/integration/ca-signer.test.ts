@@ -106,17 +106,18 @@ describe('CA signing endpoint', () => {
     const own = await startSignServer({ ca: ca.ca, token: TOKEN, address: '127.0.0.1', port: 0, log: createLogger({ level: 'silent' }, {}) });
     const ownPort = own.address.port;
     const store = new MemoryStore();
-    const inst = await startInstance(store, 'catalog', 'catalog-2', { mesh: { signer: { url: `https://127.0.0.1:${ownPort}`, token: TOKEN, ca: rootFile }, ttl: '4s' } });
+    const inst = await startInstance(store, 'catalog', 'catalog-2', { mesh: { signer: { url: `https://127.0.0.1:${ownPort}`, token: TOKEN, ca: rootFile }, ttl: '9s' } });
     const admin = `http://127.0.0.1:${inst.sidecar.admin.port}`;
     let restarted: SignServer | undefined;
     try {
       const first = (await call(`${admin}/identity`)).json<{ serial: string; notAfter: string }>();
-      // 1. the signer goes away: renewal (due after ~2.7 s) fails, is retried, and the old certificate keeps serving
+      // 1. the signer goes away: renewal (due after 6 s, 2/3 of the 9 s TTL) fails, is retried, and
+      //    the old certificate keeps serving (3 s of margin before it expires, for a loaded machine)
       await own.close();
       const failing = await waitFor('a failed renewal', async () => {
         const id = (await call(`${admin}/identity`)).json<{ serial: string; lastError?: string }>();
         return id.lastError ? id : undefined;
-      }, 10_000, 100);
+      }, 20_000, 100);
       assert.equal(failing.serial, first.serial);
       assert.equal((await tlsRequest(inst.sidecar.inbound.port, '/x', { rootPem: ca.ca.rootCert, client: ca.leaf('orders') })).status, 200);
       const m = (await call(`${admin}/metrics`)).body;
