@@ -79,9 +79,9 @@ function toMs(v: string): number {
  * concurrent streams each, for a fixed number of requests (10,000 per second of `seconds`): h2load's
  * timed mode (-D) sometimes never exits at its end. Percentiles come from its per-request log.
  */
-export async function generateH2(core: number, url: string, connections: number, streams: number, seconds: number, logFile: string): Promise<RunStats> {
+export async function generateH2(core: number, url: string, connections: number, streams: number, seconds: number, logFile: string, extra: readonly string[] = []): Promise<RunStats> {
   const requests = Math.max(connections * streams * 4, Math.round(seconds * 10_000));
-  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '-n', String(requests), '-t', '1', '--log-file', logFile, url], (seconds * 10 + 30) * 1000);
+  const out = await run(core, 'h2load', ['-c', String(connections), '-m', String(streams), '-n', String(requests), '-t', '1', '--log-file', logFile, ...extra, url], (seconds * 10 + 30) * 1000);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);

@@ -12,7 +12,7 @@ import { generate, generateH2, pickGenerator, type RunStats } from './generators
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
-import { allTargets, balancerTargets, meshPathTargets, pluginTargets, tlsH2Targets, type Target } from './targets.ts';
+import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, tlsH2Targets, type Target } from './targets.ts';
 import { preparePlugins } from './plugin-setup.ts';
 
 /** What a scenario sets up around its targets (keys, a redis-server) and the requests' headers. */
@@ -35,6 +35,8 @@ interface Scenario {
   connections?: number;
   /** HTTP/2 over TLS with h2load: concurrent streams per connection. */
   h2Streams?: number;
+  /** Unary gRPC over h2c: a gRPC upstream, and h2load sends framed POSTs to this path. */
+  grpc?: boolean;
 }
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -63,6 +65,15 @@ const SCENARIOS: Record<string, Scenario> = {
     connections: 50,
     h2Streams: 10,
     note: 'h2load -c50 -m10 (50 TLS connections, 10 concurrent streams each; TLS 1.3, a self-signed RSA-2048 certificate), 10,000 requests per second of the run\'s duration; latencies from its per-request log. Every upstream pool is sized for the 500 streams in flight. No "direct" row: the upstream speaks HTTP/1.1 only.',
+  },
+  'grpc-unary': {
+    title: 'unary gRPC through the edge (h2c in, h2c to a gRPC upstream)',
+    upstreams: [0],
+    targets: (base, quick) => (quick ? grpcTargets(base).slice(0, 2) : grpcTargets(base)),
+    connections: 50,
+    h2Streams: 10,
+    grpc: true,
+    note: 'h2load -c50 -m10 over h2c (prior knowledge) sending a framed 16-byte request with content-type application/grpc and te: trailers to /bench.Bench/Unary; the upstream (servers/grpc-upstream.mjs, node:http2) answers one message and grpc-status 0 in trailers. meshgate routes it as a gRPC route (grpc: true) over a pooled, multiplexed h2c session (4 at most). A gRPC library server costs more per call than this upstream; the figures are the proxies\' costs.',
   },
   'mesh-latency': {
     title: 'latency the full mesh path (edge → sidecar → app) adds over direct at a fixed 2,000 req/s',
@@ -139,7 +150,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   const upstreamPorts: number[] = [];
   for (const [i, delay] of s.upstreams.entries()) {
     const port = basePort + 90 + i;
-    started.push(await startUpstream(port, delay));
+    started.push(await (s.grpc ? startGrpcUpstream(port) : startUpstream(port, delay)));
     allPids.push(started[started.length - 1].pid);
     upstreamPorts.push(port);
   }
@@ -165,9 +176,10 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     // Rotate the order each round so no target always runs right after the same neighbour.
     const order = targets.map((_, i) => targets[(i + round) % targets.length]);
     for (const t of order) {
-      const url = `${t.scheme ?? 'http'}://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}/bench`;
+      const url = `${t.scheme ?? 'http'}://127.0.0.1:${t.kind === 'direct' ? upstreamPorts[0] : t.port}${s.grpc ? '/bench.Bench/Unary' : '/bench'}`;
+      const extra = s.grpc ? ['-d', grpcBody(), '-H', 'content-type: application/grpc', '-H', 'te: trailers'] : [];
       const load = (secs: number) =>
-        s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`)) : generate(gen, LOAD_CORE, url, conns, secs, s.rate, prepared?.headers);
+        s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`), extra) : generate(gen, LOAD_CORE, url, conns, secs, s.rate, prepared?.headers);
       await load(warmupSeconds);
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
@@ -228,6 +240,7 @@ async function main(): Promise<void> {
 const HAS_NGINX = which('nginx');
 
 function upstreamKind(s: Scenario): string {
+  if (s.grpc) return 'node:http2 gRPC (servers/grpc-upstream.mjs)';
   const node = 'node:http (servers/upstream.mjs)';
   if (!HAS_NGINX) return node;
   return s.upstreams.every((d) => d === 0) ? 'nginx serving a static 90-byte body' : `nginx (static) for the immediate ones, ${node} for the delayed one`;
@@ -257,6 +270,32 @@ async function startUpstream(port: number, delayMs: number): Promise<Pinned> {
     ipc: true,
     ready,
   });
+}
+
+/** The gRPC upstream of scenario grpc-unary (servers/grpc-upstream.mjs, node:http2 h2c). */
+function startGrpcUpstream(port: number): Promise<Pinned> {
+  const ready = async () => {
+    const { connect } = await import('node:net');
+    return new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+  };
+  return startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/grpc-upstream.mjs', import.meta.url))], { env: { PORT: String(port) }, ipc: true, ready });
+}
+
+/** One framed gRPC request message (16 bytes of payload), written once for h2load's -d. */
+function grpcBody(): string {
+  const file = join(workDir, 'grpc-request.bin');
+  const payload = Buffer.from([0x0a, 14, ...Buffer.from('hello, meshgate')].slice(0, 16));
+  const frame = Buffer.alloc(5 + payload.length);
+  frame.writeUInt32BE(payload.length, 1);
+  payload.copy(frame, 5);
+  writeFileSync(file, frame);
+  return file;
 }
 
 function versionOf(bin: string, args: string[]): string {

@@ -105,6 +105,50 @@ export function allTargets(basePort: number): Target[] {
 }
 
 /**
+ * Scenario grpc-unary: unary gRPC calls over h2c through the edge (route grpc: true, service
+ * protocol h2c), and through nginx's grpc_pass when it exists.
+ */
+export function grpcTargets(basePort: number): Target[] {
+  const t: Target[] = [
+    { name: 'direct', kind: 'direct', port: 0, start: async () => null },
+    node('meshgate', 'meshgate', basePort, './servers/meshgate-edge.ts', { GRPC: '1', POOL: '4' }, false, true),
+  ];
+  if (which('nginx')) t.push(nginxGrpc(basePort + 50));
+  return t;
+}
+
+function nginxGrpc(port: number): Target {
+  return {
+    name: 'nginx (grpc_pass)',
+    kind: 'native-peer',
+    port,
+    start: (core, [upstreamPort], workDir) =>
+      startNginx(
+        core,
+        join(workDir, 'nginx-grpc'),
+        `  upstream grpcbench { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} http2;
+    http2_max_concurrent_streams 256;
+    keepalive_requests 1000000;
+    location / { grpc_pass grpc://grpcbench; }
+  }`,
+        async () => {
+          // A TCP connect is enough: the HTTP/2 listener answers HTTP/1.1 probes with garbage.
+          const { connect } = await import('node:net');
+          return new Promise<boolean>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => {
+              s.destroy();
+              resolve(true);
+            });
+            s.on('error', () => resolve(false));
+          });
+        },
+      ),
+  };
+}
+
+/**
  * Scenario tls-h2: TLS + HTTP/2 at the edge to an HTTP/1.1 upstream. Upstream pools are sized for
  * the streams in flight (50 connections × 10 streams), as each peer's docs advise.
  */

@@ -34,8 +34,15 @@ const config = buildGatewayConfig(
     admin: { port: Number(process.env.ADMIN_PORT) },
     discovery: { stateDir: process.env.STATE_DIR ?? '/tmp/meshgate-loadtest' },
     log: { level: 'warn', access: process.env.ACCESS_LOG === '1' },
-    services: { bench: { balancer: (process.env.BALANCER ?? 'p2c-ewma') as 'p2c-ewma', ...(process.env.POOL ? { pool: { connections: Number(process.env.POOL) } } : {}) } },
-    routes: [{ name: 'bench', match: { pathPrefix: '/' }, service: 'bench', ...(plugins ? { plugins } : {}) }],
+    services: {
+      bench: {
+        balancer: (process.env.BALANCER ?? 'p2c-ewma') as 'p2c-ewma',
+        ...(process.env.POOL ? { pool: { connections: Number(process.env.POOL) } } : {}),
+        // GRPC=1: the upstream is an h2c gRPC server (scenario grpc-unary).
+        ...(process.env.GRPC === '1' ? { protocol: 'h2c' as const } : {}),
+      },
+    },
+    routes: [{ name: 'bench', match: { pathPrefix: '/' }, service: 'bench', ...(process.env.GRPC === '1' ? { grpc: true } : {}), ...(plugins ? { plugins } : {}) }],
 
   },
   'loadtest:meshgate-edge',

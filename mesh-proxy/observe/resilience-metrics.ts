@@ -13,6 +13,7 @@ export class ResilienceMetrics {
   readonly #splitRequests: Counter<'service' | 'subset'>;
   readonly #splitFallbacks: Counter<'service' | 'subset'>;
   readonly mirrors: Counter<'service' | 'subset' | 'result'>;
+  readonly #splitChildren = new Map<string, Map<string, { inc(): void }>>();
 
   constructor(m: Metrics) {
     this.#retries = m.counter('meshgate_retries_total', 'Retries sent, by service and the condition that caused them.', ['service', 'condition']);
@@ -25,8 +26,13 @@ export class ResilienceMetrics {
     this.mirrors = m.counter('meshgate_mirror_requests_total', 'Shadow copies of requests, by result (sent, dropped at the in-flight bound, skipped: streamed body or no target, failed).', ['service', 'subset', 'result']);
   }
 
+  /** Per request on split services: children resolved once per (service, subset), so no label hashing per call. */
   splitRequest(service: string, subset: string): void {
-    this.#splitRequests.inc({ service, subset });
+    let bySubset = this.#splitChildren.get(service);
+    if (bySubset === undefined) this.#splitChildren.set(service, (bySubset = new Map()));
+    let child = bySubset.get(subset);
+    if (child === undefined) bySubset.set(subset, (child = this.#splitRequests.labels(service, subset)));
+    child.inc();
   }
 
   splitFallback(service: string, subset: string): void {
