@@ -10,6 +10,8 @@ import { describeSplit, type TrafficSplit } from './split.ts';
 
 export class SplitTable {
   readonly #compiled = new Map<string, CompiledSplit>();
+  /** The version a removed split had: a late event of that version or older must not bring it back. */
+  readonly #removedAt = new Map<string, number>();
   readonly #store: Store;
   readonly #log: Logger;
   readonly #resyncMs: number;
@@ -68,20 +70,24 @@ export class SplitTable {
       seen.add(s.service);
       this.#set(s);
     }
-    for (const service of [...this.#compiled.keys()]) {
-      if (!seen.has(service)) {
-        this.#compiled.delete(service);
-        this.#log.info({ service }, 'traffic split removed');
-      }
-    }
+    for (const service of [...this.#compiled.keys()]) if (!seen.has(service)) this.#remove(service);
   }
 
   #apply(e: SplitEvent): void {
     if (e.kind === 'put') this.#set(e.split);
-    else if (this.#compiled.delete(e.service)) this.#log.info({ service: e.service }, 'traffic split removed');
+    else this.#remove(e.service);
+  }
+
+  #remove(service: string): void {
+    const current = this.#compiled.get(service);
+    if (current === undefined) return;
+    this.#removedAt.set(service, current.split.version);
+    this.#compiled.delete(service);
+    this.#log.info({ service }, 'traffic split removed');
   }
 
   #set(s: TrafficSplit): void {
+    if (s.version <= (this.#removedAt.get(s.service) ?? 0)) return;
     const current = this.#compiled.get(s.service);
     // An event that arrives after a newer resync (or twice) changes nothing.
     if (current !== undefined && current.split.version >= s.version) return;

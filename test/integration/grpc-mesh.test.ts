@@ -8,6 +8,9 @@ import { startGateway, type Gateway } from '../../gateway/gateway.ts';
 import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { hashKey } from '../../plugins/builtin/api-key/hash.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { selfSignedCertificate } from '../../gateway/listeners/dev-certificate.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { echoClient, grpc, startEchoServer, unary, type EchoClient, type EchoReply, type EchoServer } from '../helpers/grpc.ts';
 import { createTestCa } from '../helpers/mtls.ts';
@@ -258,6 +261,49 @@ describe('gRPC through the gateway and a sidecar hop', () => {
       echo.health = 'SERVING';
       c.close();
       await stopAll(checked);
+    }
+  });
+
+  test('gRPC over TLS: a grpc-js client with TLS credentials to the HTTPS listener (h2 by ALPN)', async () => {
+    const cert = await selfSignedCertificate(['localhost', '127.0.0.1']);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'c.pem'), cert.cert);
+    writeFileSync(join(dir, 'k.pem'), cert.key);
+    const tlsGw = await startGateway(
+      buildGatewayConfig(
+        {
+          node: { name: 'edge-tls', zone: 'z1' },
+          listeners: { http: { address: '127.0.0.1', port: 0 }, https: { address: '127.0.0.1', port: 0, certificates: [{ cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }] } },
+          admin: { port: 0 },
+          discovery: { resync: '500ms', stateDir: tempDir() },
+          mesh: { caDir, service: 'edge' },
+          log: quiet,
+          services: { echo: {} },
+          routes: [{ name: 'echo', match: { pathPrefix: ECHO }, service: 'echo', grpc: true }],
+        },
+        'test:edge-tls',
+      ),
+      { store },
+    );
+    const c = echoClient(`127.0.0.1:${tlsGw.https!.port}`, { ca: Buffer.from(cert.cert), servername: 'localhost' });
+    try {
+      const r = await waitFor('a unary call over TLS', async () => {
+        const x = await unary(c, { message: 'over tls', payload: Buffer.alloc(100_000, 1) });
+        return x.reply ? x : undefined;
+      }, 10_000, 100);
+      assert.equal(r.reply?.message, 'over tls');
+      assert.equal(r.reply?.payload.length, 100_000);
+      const streamed = await new Promise<number[]>((resolve, reject) => {
+        const got: number[] = [];
+        const call = c.ServerStream({ count: 3 });
+        call.on('data', (x: EchoReply) => got.push(x.index));
+        call.on('end', () => resolve(got));
+        call.on('error', reject);
+      });
+      assert.deepEqual(streamed, [0, 1, 2]);
+    } finally {
+      c.close();
+      await stopAll(tlsGw);
     }
   });
 

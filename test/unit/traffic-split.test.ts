@@ -68,3 +68,33 @@ describe('choosing a subset', () => {
     assert.deepEqual(c.endpointsOf(all, 'red'), []);
   });
 });
+
+describe('the split table', () => {
+  test('a late event older than a removal does not bring the split back; a newer one does', async () => {
+    const { SplitTable } = await import('../../mesh-proxy/traffic/split-table.ts');
+    const { MemoryStore } = await import('../../mesh-proxy/store/memory/memory-store.ts');
+    const { Metrics } = await import('../../mesh-proxy/observe/metrics.ts');
+    const { createLogger } = await import('../../mesh-proxy/observe/log.ts');
+    const store = new MemoryStore();
+    const listeners: Array<(e: unknown) => void> = [];
+    const realWatch = store.splits.watch.bind(store.splits);
+    // Events are delivered by hand below, in an order a pub/sub channel could produce.
+    store.splits.watch = (l) => {
+      listeners.push(l as (e: unknown) => void);
+      return realWatch(() => {});
+    };
+    const table = new SplitTable(store, 60_000, createLogger({ level: 'silent' }, {}), new Metrics('local'));
+    await table.start();
+    const v1 = await store.splits.put('s', parseSplitSpec({ weights: { a: 1 } }));
+    const v2 = await store.splits.put('s', parseSplitSpec({ weights: { b: 1 } }));
+    for (const l of listeners) l({ kind: 'put', split: v2 });
+    for (const l of listeners) l({ kind: 'delete', service: 's' });
+    for (const l of listeners) l({ kind: 'put', split: v1 }); // late and stale
+    assert.equal(table.get('s'), undefined);
+    const v3 = await store.splits.put('s', parseSplitSpec({ weights: { c: 1 } }));
+    for (const l of listeners) l({ kind: 'put', split: v3 });
+    assert.equal(table.get('s')?.split.version, 3);
+    table.stop();
+    await store.close();
+  });
+});
