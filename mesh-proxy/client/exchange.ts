@@ -10,9 +10,13 @@ import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-h
 import { formatGrpcTimeout } from '../http/deadline.ts';
 import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts';
 import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
+import { addHeader, trailerObject, valueOf } from '../http/header-lists.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 import type { CompiledSplit } from '../traffic/split-picker.ts';
+import type { FailoverRescuer, GrpcWebTranslation } from './exchange-hooks.ts';
+
+export type { FailoverRescuer, GrpcWebTranslation } from './exchange-hooks.ts';
 
 /** The listener that owns an exchange hears about its end (metrics, access log, drain). */
 export interface ExchangeOwner {
@@ -50,27 +54,9 @@ export interface ExchangeHooks {
   onFinished(ex: Exchange): void;
 }
 
-/** The edge's datacenter failover: asked before a local failure is answered (gateway/datacenters). */
-export interface FailoverRescuer {
-  /** True when the exchange was handed to another datacenter instead. */
-  rescue(ex: Exchange, code: MeshErrorCode): boolean;
-}
-
 /** The try in flight, as far as the exchange needs to cancel it. */
 export interface Cancellable {
   cancel(reason: Error): void;
-}
-
-/** The response half of a gRPC-Web translation (gateway/grpc-web/translation.ts). */
-export interface GrpcWebTranslation {
-  /** Rewrites the upstream's headers (content-type) for the browser, in place. */
-  responseHeaders(headers: string[]): void;
-  data(chunk: Buffer): Buffer;
-  /** The last bytes: the trailers as a gRPC-Web trailer frame. */
-  end(trailers: Record<string, string | string[] | undefined>): Buffer;
-  readonly responseContentType: string;
-  /** The request body as the upstream should read it (decoded, checked). */
-  requestBody(ex: Exchange, source: import('node:stream').Readable): import('node:stream').Readable;
 }
 
 type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
@@ -443,33 +429,3 @@ export class Exchange implements ForwardedRequest {
   }
 }
 
-function valueOf(headers: readonly string[], lowerName: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i].length === lowerName.length && headers[i].toLowerCase() === lowerName) return headers[i + 1];
-  return undefined;
-}
-
-function addHeader(out: Record<string, string | string[] | number>, name: string, value: string): void {
-  const prev = out[name];
-  if (prev === undefined) out[name] = value;
-  else out[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
-}
-
-/** Trailers as an object of lower-case names, from undici's raw list or an HTTP/2 trailers object. */
-function trailerObject(trailers: NonNullable<Trailers>): Record<string, string | string[]> | undefined {
-  const out: Record<string, string | string[]> = {};
-  let any = false;
-  if (Array.isArray(trailers)) {
-    for (let i = 0; i < trailers.length; i += 2) {
-      addHeader(out as Record<string, string | string[] | number>, trailers[i].toString('latin1').toLowerCase(), trailers[i + 1].toString('latin1'));
-      any = true;
-    }
-  } else {
-    for (const name in trailers) {
-      const v = trailers[name];
-      if (v === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
-      out[name] = v;
-      any = true;
-    }
-  }
-  return any ? out : undefined;
-}
