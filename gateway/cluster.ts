@@ -5,6 +5,8 @@
 // the store, so with Redis the workers act as one gateway; with the in-memory store each keeps its own.
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
+import { parseSplitSpec, SplitError } from '../mesh-proxy/traffic/split.ts';
+import { ExplainError } from './explain.ts';
 import { AggregatorRegistry } from 'prom-client';
 import type { GatewayConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -21,7 +23,7 @@ const RESTART_DELAY_MS = 1000;
 interface Message {
   type?: string;
   id?: number;
-  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes' | 'identity'> | 'reload';
+  view?: keyof Pick<GatewayViews, 'endpoints' | 'routes' | 'identity' | 'datacenters'> | 'reload' | 'explain' | 'splits' | 'split-put' | 'split-delete';
   body?: unknown;
 }
 
@@ -90,7 +92,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
 
   const aggregator = new AggregatorRegistry();
   const readyWorkers = () => Object.values(cluster.workers ?? {}).filter((x): x is Worker => x !== undefined && ready.has(x.id));
-  const askWorker = (view: NonNullable<Message['view']>, w: Worker | undefined = readyWorkers()[0], timeoutMs = 2000): Promise<unknown> => {
+  const askWorker = (view: NonNullable<Message['view']>, w: Worker | undefined = readyWorkers()[0], timeoutMs = 2000, body?: unknown): Promise<unknown> => {
     if (!w) return Promise.resolve({ error: { code: 'NOT_READY', message: 'no gateway worker is ready' } });
     const id = ++nextId;
     return new Promise((resolve) => {
@@ -102,7 +104,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
         clearTimeout(timer);
         resolve(body);
       });
-      w.send({ type: VIEW_REQ, id, view } satisfies Message);
+      w.send({ type: VIEW_REQ, id, view, body } satisfies Message);
     });
   };
   const admin = createAdminServer({
@@ -118,6 +120,21 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
     const applied = results.length > 0 && results.every((r) => r.applied === true);
     return reply.code(applied ? 200 : 400).send({ applied, workers: results });
   });
+  // Splits live in the store every worker shares: one worker reads or writes them for the primary.
+  const replied = (reply: { code(n: number): { send(b: unknown): unknown } }, r: unknown) => {
+    const e = r as { status?: number; error?: unknown; body?: unknown };
+    return e.status !== undefined ? reply.code(e.status).send(e.body ?? { error: e.error }) : r;
+  };
+  admin.get('/splits', () => askWorker('splits'));
+  admin.get<{ Params: { service: string } }>('/splits/:service', async (req, reply) => {
+    const all = (await askWorker('splits')) as { splits?: Array<{ service: string }> };
+    const one = all.splits?.find((x) => x.service === req.params.service);
+    return one ?? reply.code(404).send({ error: { code: 'SPLIT_NOT_FOUND', message: `service "${req.params.service}" has no traffic split` } });
+  });
+  admin.put<{ Params: { service: string } }>('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-put', undefined, 5000, { service: req.params.service, body: req.body })));
+  admin.delete<{ Params: { service: string } }>('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-delete', undefined, 5000, { service: req.params.service })));
+  admin.get('/datacenters', async (_req, reply) => (await askWorker('datacenters')) ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
+  admin.post('/explain', async (req, reply) => replied(reply, await askWorker('explain', undefined, 2000, req.body)));
   // Each worker holds its own mesh identity (same SPIFFE id, its own certificate): one answers.
   admin.get('/identity', async (_req, reply) => (await askWorker('identity')) ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
   try {
@@ -165,8 +182,10 @@ export async function startClusterWorker(config: GatewayConfig, configFile?: str
   process.on('message', (m: Message) => {
     if (m?.type !== VIEW_REQ || m.id === undefined || !m.view) return;
     const id = m.id;
-    if (m.view === 'reload') void gw.reload().then((body) => process.send?.({ type: VIEW_RES, id, body } satisfies Message));
-    else process.send?.({ type: VIEW_RES, id, body: gw.views[m.view]() } satisfies Message);
+    const send = (body: unknown) => process.send?.({ type: VIEW_RES, id, body } satisfies Message);
+    if (m.view === 'reload') void gw.reload().then(send);
+    else if (m.view === 'explain' || m.view === 'splits' || m.view === 'split-put' || m.view === 'split-delete') void workerAction(gw, m.view, m.body).then(send);
+    else send(gw.views[m.view]());
   });
   process.send?.({ type: READY } satisfies Message);
   return {
@@ -176,6 +195,23 @@ export async function startClusterWorker(config: GatewayConfig, configFile?: str
       cluster.worker?.disconnect(); // the IPC channel would keep the process alive
     },
   };
+}
+
+/** A worker's side of the admin actions the primary forwards (the same answers as startGateway's admin API). */
+async function workerAction(gw: GatewayCore, view: 'explain' | 'splits' | 'split-put' | 'split-delete', body: unknown): Promise<unknown> {
+  const fail = (status: number, code: string, message: string) => ({ status, error: { code, message } });
+  try {
+    if (view === 'explain') return gw.views.explain(body);
+    if (view === 'splits') return { splits: gw.splits.table.list() };
+    const { service, body: spec } = body as { service: string; body?: unknown };
+    if (view === 'split-delete') return (await gw.splits.store.delete(service)) ? { deleted: service } : fail(404, 'SPLIT_NOT_FOUND', `service "${service}" has no traffic split`);
+    const expect = (spec as { expectVersion?: number } | undefined)?.expectVersion;
+    return await gw.splits.store.put(service, parseSplitSpec(spec), expect);
+  } catch (err) {
+    if (err instanceof ExplainError) return fail(400, err.code, err.message);
+    if (err instanceof SplitError) return fail(err.code === 'SPLIT_CONFLICT' ? 409 : 400, err.code, err.message);
+    return fail(503, 'STORE_UNAVAILABLE', (err as Error).message);
+  }
 }
 
 export function isClusterWorker(): boolean {

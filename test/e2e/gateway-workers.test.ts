@@ -75,6 +75,25 @@ test('two workers share the listener; the primary sums their metrics and serves 
   assert.deepEqual(routes.routes.map((r) => r.name), ['catalog']);
 });
 
+test("the primary's admin API forwards splits, explain and datacenters to a worker", async () => {
+  const put = await fetch(`${admin}/splits/catalog`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weights: { v1: 100 } }) });
+  const stored = (await put.json()) as { version: number; weights: Record<string, number> };
+  assert.equal(put.status, 200, JSON.stringify(stored));
+  assert.deepEqual(stored.weights, { v1: 100 });
+  const bad = await fetch(`${admin}/splits/catalog`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weights: {} }) });
+  assert.equal(bad.status, 400);
+  await waitFor('every worker applies it', async () => {
+    const list = (await (await fetch(`${admin}/splits`)).json()) as { splits: Array<{ version: number }> };
+    return list.splits[0]?.version === stored.version ? true : undefined;
+  }, 10_000, 50);
+  const explain = await fetch(`${admin}/explain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'GET', path: '/x' }) });
+  const doc = (await explain.json()) as { route: { name: string }; split: { subset: string } };
+  assert.equal(doc.route.name, 'catalog');
+  assert.equal(doc.split.subset, 'v1');
+  assert.equal((await fetch(`${admin}/datacenters`)).status, 404);
+  assert.equal((await fetch(`${admin}/splits/catalog`, { method: 'DELETE' })).status, 200);
+});
+
 test('POST /reload on the primary reloads every worker and reports each', async () => {
   const res = await fetch(`${admin}/reload`, { method: 'POST' });
   const body = (await res.json()) as { applied: boolean; workers: Array<{ applied: boolean }> };
