@@ -216,10 +216,11 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
   }
 
   #pick(ex: Exchange): Endpoint | undefined {
-    let all = this.#ctx.cache.get(this.name)?.endpoints;
-    if (all === undefined || all.length === 0) return undefined;
+    const everything = this.#ctx.cache.get(this.name)?.endpoints;
+    if (everything === undefined || everything.length === 0) return undefined;
+    let all = everything;
     if (ex.split !== undefined) {
-      const subset = ex.split.endpointsOf(all, ex.subset);
+      const subset = ex.split.endpointsOf(everything, ex.subset);
       // A subset with no instance (a canary not deployed yet) does not fail its share of traffic:
       // the rest of the service takes it, counted in meshgate_split_fallbacks_total.
       if (subset.length > 0) all = subset;
@@ -228,7 +229,13 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
     let candidates = all;
     if (this.#degraded) {
       candidates = all.filter(this.#available, this);
-      if (candidates.length === all.length) this.#degraded = false;
+      // Only a look at every endpoint can say that none is unavailable any more.
+      if (all === everything && candidates.length === everything.length) this.#degraded = false;
+      if (candidates.length === 0 && all !== everything) {
+        // Every endpoint of the subset is broken or ejected: likewise, the rest of the service serves.
+        candidates = everything.filter(this.#available, this);
+        if (ex.tries === 0) this.#ctx.metrics.splitFallback(this.name, ex.subset);
+      }
       if (candidates.length === 0) return undefined;
     }
     const z = this.policy.zone;

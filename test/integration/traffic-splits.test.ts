@@ -113,6 +113,30 @@ describe('traffic splits', () => {
     assert.equal(others['v2-a'] ?? 0, 0);
   });
 
+  test("a subset whose endpoints are all broken hands its share to the rest of the service once its breaker opens; the others' breakers stay apart", async () => {
+    const r = await putSplit(gw, { weights: { v1: 0, v2: 100 } });
+    await waitFor('0/100 applied', async () => ((await versionAt(gw)) >= (r.doc.version as number) ? true : undefined), 5000, 10);
+    apps[2].handler = (_req, res) => {
+      res.writeHead(503, { 'x-app': 'v2-a' });
+      res.end('broken');
+    };
+    try {
+      // The v2 endpoint answers 503 until its breaker opens (5 consecutive failures); then v1 takes over.
+      const served = await waitFor('v1 serves the v2 share', async () => {
+        const res = await request(`http://127.0.0.1:${gw.http.port}/catalog/x`);
+        await res.body.dump();
+        return res.statusCode === 200 && String(res.headers['x-app']).startsWith('v1-') ? true : undefined;
+      }, 10_000, 10);
+      assert.equal(served, true);
+      const s = await shares(gw, 20);
+      assert.equal(s['v2-a'] ?? 0, 0, JSON.stringify(s));
+      const metrics = await (await request(`http://127.0.0.1:${gw.admin.port}/metrics`)).body.text();
+      assert.match(metrics, /meshgate_split_fallbacks_total\{service="catalog",subset="v2"\} [1-9]/);
+    } finally {
+      apps[2].handler = undefined;
+    }
+  });
+
   test('bad input is refused with a clear error; a stale expectVersion is a conflict', async () => {
     const bad = await putSplit(gw, { weights: { v1: 'ninety' } });
     assert.equal(bad.status, 400);
