@@ -252,7 +252,9 @@ export class Exchange implements ForwardedRequest {
       return;
     }
     if (this.owner.draining) headers.push('connection', 'close');
-    this.res.writeHead(statusCode, statusText, headers);
+    // An HTTP/2 upstream sends no reason phrase: Node's standard one then.
+    if (statusText === '') this.res.writeHead(statusCode, headers);
+    else this.res.writeHead(statusCode, statusText, headers);
   }
 
   /** Relays a body chunk; false asks the upstream to pause until `resume` is called on 'drain'. */
