@@ -48,9 +48,10 @@ export async function generate(gen: GeneratorName, core: number, url: string, co
   const h = Object.entries(headers);
   if (rate !== undefined) {
     const script = fileURLToPath(new URL('./paced.ts', import.meta.url));
-    return JSON.parse(await run(core, process.execPath, ['--import', 'tsx', script, url, String(rate), String(seconds), String(connections)])) as RunStats;
+    // Bounded by the run's own length (a soak runs minutes), with room for start-up and the tail.
+    return JSON.parse(await run(core, process.execPath, ['--import', 'tsx', script, url, String(rate), String(seconds), String(connections)], (seconds + 60) * 1000)) as RunStats;
   }
-  if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...h.flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url]));
+  if (gen === 'wrk') return parseWrk(await run(core, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...h.flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], (seconds + 60) * 1000));
   return autocannon(core, url, connections, seconds, h.flatMap(([k, v]) => ['-H', `${k}=${v}`]));
 }
 

@@ -65,6 +65,8 @@ function onFirstBytes(this: SniffedSocket, chunk: Buffer): void {
   }
   this.removeListener('data', onFirstBytes);
   this.removeListener('error', onSniffError);
+  // setTimeout(ms, fn) left fn as a 'timeout' listener: the server's own idle timeouts come later.
+  this.removeListener('timeout', onSniffTimeout);
   this.setTimeout(0);
   this[kSniff] = undefined;
   this.pause();
