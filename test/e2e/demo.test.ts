@@ -95,13 +95,13 @@ function demoServicePids(parent: number): number[] {
 }
 
 /**
- * A random offset whose demo ports are all free. Offsets stay in 20000..22800 so every demo port is
- * below Linux's ephemeral range (32768+), where freePort() and outgoing connections of the test files
- * running alongside live. Bounded attempts.
+ * A random offset whose demo ports are all free. Offsets stay in 7000..9900 so every demo port lies
+ * in 10000..19999: below freePort()'s range (20000..31999), where the other test files running
+ * alongside bind their servers, and below Linux's ephemeral range (32768+). Bounded attempts.
  */
 async function pickOffset(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = 20_000 + Math.floor(Math.random() * 2_800);
+    const offset = 7_000 + Math.floor(Math.random() * 2_900);
     const free = await Promise.all(DEMO_PORTS.map((p) => canBind(p + offset)));
     if (free.every(Boolean)) return offset;
   }

@@ -145,7 +145,9 @@ describe('defaults', () => {
   test('the annotated example files load', async () => {
     const gw = await loadGatewayConfig(join(import.meta.dirname, '../../config/gateway.example.yaml'), NO_ENV);
     assert.match(gw.store.url ?? '', /^redis:\/\/127\.0\.0\.1:\d+\/0$/); // the example's default URL, read not dialled
-    assert.equal(gw.routes.length, 2);
+    assert.equal(gw.routes.length, 3);
+    assert.equal(gw.routes[2].grpc, true);
+    assert.equal(gw.services.inventory.healthCheck?.grpc?.service, '');
     const px = await loadProxyConfig(join(import.meta.dirname, '../../config/proxy.example.yaml'), NO_ENV);
     assert.equal(px.node.service, 'orders');
   });
