@@ -3,7 +3,6 @@
 // exchange only learns of the one whose response it relays. A request costs one Exchange, one
 // Attempt per try, and no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
@@ -14,50 +13,9 @@ import { addHeader, trailerObject, valueOf } from '../http/header-lists.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 import type { CompiledSplit } from '../traffic/split-picker.ts';
-import type { FailoverRescuer, GrpcWebTranslation } from './exchange-hooks.ts';
+import type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, FailoverRescuer, GrpcWebTranslation, UpgradeRequest } from './exchange-hooks.ts';
 
-export type { FailoverRescuer, GrpcWebTranslation } from './exchange-hooks.ts';
-
-/** The listener that owns an exchange hears about its end (metrics, access log, drain). */
-export interface ExchangeOwner {
-  readonly draining: boolean;
-  finished(ex: Exchange): void;
-  /** An upgrade's tunnel opened (the upstream answered 101); `finished` follows when it closes. */
-  tunnelOpened?(ex: Exchange): void;
-}
-
-/** An HTTP/1.1 Upgrade (WebSocket) request: the client's socket and the bytes read past its head. */
-export interface UpgradeRequest {
-  readonly socket: Duplex;
-  readonly head: Buffer;
-  /** The Upgrade token relayed upstream (only `websocket` is tunnelled). */
-  readonly protocol: string;
-  /** Why the open tunnel ended (closed, idle, error, shutdown), for the access log. */
-  end?: string;
-}
-
-/** Whoever holds resources for an exchange (a concurrency slot) is told when it ends. */
-export interface ExchangeHolder {
-  /** A queued exchange got its concurrency slot. */
-  admitted(ex: Exchange): void;
-  /** The exchange ended; `tryInFlight`: a try may still sit in a connection pool's queue. */
-  released(ex: Exchange, tryInFlight: boolean): void;
-}
-
-/**
- * What a policy layer above the mesh client (the plugin chain) hooks into an exchange: the
- * response's headers before they go out, and the end. The mesh client knows no plugin.
- */
-export interface ExchangeHooks {
-  /** `headers` is a flat [name, value, …] list the hook may change in place. */
-  onResponse(ex: Exchange, status: number, headers: string[], local: boolean): void;
-  onFinished(ex: Exchange): void;
-}
-
-/** The try in flight, as far as the exchange needs to cancel it. */
-export interface Cancellable {
-  cancel(reason: Error): void;
-}
+export type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, FailoverRescuer, GrpcWebTranslation, UpgradeRequest } from './exchange-hooks.ts';
 
 type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
 type H2Response = ServerResponse & { stream?: import('node:http2').ServerHttp2Stream };

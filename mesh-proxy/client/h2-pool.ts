@@ -5,48 +5,17 @@
 // (every gRPC call is a POST with a streamed body): a connection per call, which is what this
 // module exists to avoid. It also relays response trailers (grpc-status) and sends RST_STREAM
 // CANCEL when a try is cancelled, so the upstream sees the caller's cancellation.
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import type { Duplex, Readable } from 'node:stream';
+import http2, { type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { attachStream, H2Error, H2Request, H2_NOT_NEGOTIATED, H2_POOL_CLOSED, NGHTTP2_CANCEL, type H2DispatchOptions, type H2Handler, type RequestPool, type TaggedStream } from './h2-request.ts';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
-const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
+export { H2Error, H2_NOT_NEGOTIATED, H2_POOL_CLOSED, H2_REFUSED, type H2DispatchOptions, type H2Handler } from './h2-request.ts';
+
 /** Streams per session when the peer sets no limit (Node's default is 2³²−1). */
 const DEFAULT_MAX_STREAMS = 100;
 /** Flow-control windows: a 4 MB gRPC message should not wait on 64 KiB window updates. */
 const STREAM_WINDOW = 1 << 20;
 const SESSION_WINDOW = 8 << 20;
-
-/** Codes for failures this module detects itself; classify.ts maps them. */
-export const H2_REFUSED = 'ERR_MESH_H2_REFUSED_STREAM';
-export const H2_NOT_NEGOTIATED = 'ERR_MESH_H2_NOT_NEGOTIATED';
-export const H2_POOL_CLOSED = 'ERR_MESH_H2_POOL_CLOSED';
-
-export class H2Error extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
-/** The undici dispatch handler subset Attempt implements; onComplete gets the response trailers. */
-export interface H2Handler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, endStream: boolean): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: IncomingHttpHeaders | null): void;
-  onError(err: Error): void;
-}
-
-export interface H2DispatchOptions {
-  path: string;
-  method: string;
-  /** Flat [name, value, …] list, lower-case names, as the proxy builds them (host included). */
-  headers: string[];
-  body: Buffer | Readable | null;
-  headersTimeout: number;
-  bodyTimeout: number;
-}
 
 export interface H2PoolOptions {
   /** http: h2c with prior knowledge; https: TLS, `connect` makes the socket. */
@@ -59,46 +28,6 @@ export interface H2PoolOptions {
   idleMs: number;
   /** Makes a TLS socket (ALPN h2) per session; called once per connection, so rotations apply. */
   connect?: () => Duplex;
-}
-
-const kRequest = Symbol('meshgate.h2request');
-type TaggedStream = ClientHttp2Stream & { [kRequest]?: H2Request };
-
-/** One request on the pool: queued, then a stream. */
-class H2Request {
-  readonly opts: H2DispatchOptions;
-  readonly handler: H2Handler;
-  readonly pool: H2Pool;
-  stream: TaggedStream | undefined;
-  session: PooledSession | undefined;
-  responded = false;
-  finished = false;
-  trailers: IncomingHttpHeaders | null = null;
-  error: (Error & { code?: string }) | undefined;
-  readonly abort: (err?: Error) => void;
-  readonly resume: () => void;
-
-  constructor(pool: H2Pool, opts: H2DispatchOptions, handler: H2Handler) {
-    this.pool = pool;
-    this.opts = opts;
-    this.handler = handler;
-    this.abort = (err) => this.fail(err ?? new H2Error('UND_ERR_ABORTED', 'request aborted'), NGHTTP2_CANCEL);
-    this.resume = () => this.stream?.resume();
-  }
-
-  /** Ends the request with an error (once) and resets its stream. */
-  fail(err: Error, rstCode: number): void {
-    if (this.finished) return;
-    this.finished = true;
-    const stream = this.stream;
-    if (stream !== undefined && !stream.closed && !stream.destroyed) {
-      stream.removeListener('data', onStreamData);
-      stream.close(rstCode);
-    } else if (stream === undefined) this.pool.dequeue(this);
-    const body = this.opts.body;
-    if (body !== null && !Buffer.isBuffer(body) && stream !== undefined) body.unpipe(stream);
-    this.handler.onError(err);
-  }
 }
 
 class PooledSession {
@@ -118,7 +47,7 @@ class PooledSession {
   }
 }
 
-export class H2Pool {
+export class H2Pool implements RequestPool {
   readonly #o: H2PoolOptions;
   readonly #origin: string;
   readonly #sessions: PooledSession[] = [];
@@ -283,27 +212,13 @@ export class H2Pool {
     }
     s.active++;
     clearTimeout(s.idleTimer);
-    req.stream = stream;
     req.session = s;
-    stream[kRequest] = req;
-    stream.setTimeout(o.headersTimeout, onStreamTimeout);
-    stream.on('response', onStreamResponse);
-    stream.on('trailers', onStreamTrailers);
-    stream.on('data', onStreamData);
-    stream.on('end', onStreamEnd);
-    stream.on('error', onStreamError);
-    stream.on('close', onStreamClose);
-    if (body === null) return;
-    if (Buffer.isBuffer(body)) stream.end(body);
-    else {
-      body.on('error', onBodyError.bind(req));
-      body.pipe(stream);
-    }
+    attachStream(req, stream);
   }
 
   /** A stream closed: its session has room again, or goes idle. */
   streamClosed(req: H2Request): void {
-    const s = req.session!;
+    const s = req.session as PooledSession;
     s.active--;
     if (s.active === 0 && !s.closing) {
       s.idleTimer = setTimeout(closeIdle, this.#o.idleMs, s, this);
@@ -326,86 +241,3 @@ function closeIdle(s: PooledSession, pool: H2Pool): void {
 
 /** RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2 (Node refuses them). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
-
-// Stream listeners: registered once per stream with `this` bound to it (no per-request closures).
-
-function onStreamResponse(this: TaggedStream, headers: IncomingHttpHeaders, flags: number): void {
-  const req = this[kRequest]!;
-  if (req.finished) return;
-  req.responded = true;
-  this.setTimeout(req.opts.bodyTimeout, onStreamTimeout);
-  const raw: Buffer[] = [];
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = headers[name];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const one of v) raw.push(Buffer.from(name, 'latin1'), Buffer.from(one, 'latin1'));
-    else raw.push(Buffer.from(name, 'latin1'), Buffer.from(String(v), 'latin1'));
-  }
-  // A HEADERS frame that ends the stream is a gRPC trailers-only reply: relayed as one too.
-  if (req.handler.onHeaders(Number(headers[':status']), raw, req.resume, '', (flags & END_STREAM) !== 0) === false) this.pause();
-}
-
-function onStreamTrailers(this: TaggedStream, trailers: IncomingHttpHeaders): void {
-  const req = this[kRequest]!;
-  req.trailers = trailers;
-}
-
-function onStreamData(this: TaggedStream, chunk: Buffer): void {
-  const req = this[kRequest]!;
-  if (req.finished) return;
-  if (req.handler.onData(chunk) === false) this.pause();
-}
-
-function onStreamEnd(this: TaggedStream): void {
-  const req = this[kRequest]!;
-  if (req.finished || !req.responded) return;
-  req.finished = true;
-  req.handler.onComplete(req.trailers);
-}
-
-function onStreamError(this: TaggedStream, err: Error & { code?: string }): void {
-  const req = this[kRequest]!;
-  req.error ??= err;
-}
-
-function onStreamClose(this: TaggedStream): void {
-  const req = this[kRequest]!;
-  req.pool.streamClosed(req);
-  if (req.finished) return;
-  if (!req.responded && (this.rstCode === NGHTTP2_REFUSED_STREAM || req.error?.code === 'ERR_HTTP2_GOAWAY_SESSION')) {
-    // The peer did not process the stream (RFC 9113 §8.7): as safe to retry as a refused connection.
-    req.fail(new H2Error(H2_REFUSED, `upstream refused the stream (${req.error?.code ?? `RST_STREAM ${this.rstCode}`})`), NGHTTP2_CANCEL);
-    return;
-  }
-  if (req.error !== undefined && req.error.code !== 'ERR_HTTP2_STREAM_ERROR' && !req.responded && !isConnectionLevel(req.error)) {
-    req.fail(req.error, NGHTTP2_CANCEL);
-    return;
-  }
-  const why = req.responded ? 'during the response' : 'before responding';
-  req.fail(new H2Error('ECONNRESET', `upstream reset the HTTP/2 stream ${why} (code ${this.rstCode ?? 0}${req.error ? `, ${req.error.code ?? req.error.message}` : ''})`), NGHTTP2_CANCEL);
-}
-
-function isConnectionLevel(err: Error & { code?: string }): boolean {
-  return err.code === 'ERR_HTTP2_SESSION_ERROR' || err.code === 'ECONNRESET';
-}
-
-function onStreamTimeout(this: TaggedStream): void {
-  const req = this[kRequest]!;
-  req.fail(
-    req.responded
-      ? new H2Error('UND_ERR_BODY_TIMEOUT', `no response data for ${req.opts.bodyTimeout} ms`)
-      : new H2Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${req.opts.headersTimeout} ms`),
-    NGHTTP2_CANCEL,
-  );
-}
-
-function onBodyError(this: H2Request, err: Error): void {
-  // The caller's body failed (it went away, or a limit cut it): the exchange already knows.
-  this.fail(Object.assign(new Error(`request body failed: ${err.message}`), { code: 'UND_ERR_ABORTED' }), NGHTTP2_CANCEL);
-}
-
-/** Statuses this module reports that nothing reached the upstream (classify.ts). */
-export function isH2ConnectFailure(code: string | undefined): boolean {
-  return code === H2_REFUSED || code === H2_NOT_NEGOTIATED;
-}
