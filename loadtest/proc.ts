@@ -1,6 +1,7 @@
 // Processes the harness starts: pinned to a core with taskset where it exists, sampled for RSS and
 // CPU from /proc, and stopped by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 
 export const HAS_TASKSET = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -76,3 +77,14 @@ export function rssMb(pid: number): number {
   }
 }
 
+
+/** Something accepts TCP connections on 127.0.0.1:port (for HTTP/2-only servers an HTTP/1.1 probe cannot ask). */
+export function tcpOk(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}

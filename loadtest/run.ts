@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, generateH2, pickGenerator, type RunStats } from './generators.ts';
-import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, which, type Pinned } from './proc.ts';
+import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, tcpOk, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
 import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, tlsH2Targets, type Target } from './targets.ts';
@@ -274,17 +274,7 @@ async function startUpstream(port: number, delayMs: number): Promise<Pinned> {
 
 /** The gRPC upstream of scenario grpc-unary (servers/grpc-upstream.mjs, node:http2 h2c). */
 function startGrpcUpstream(port: number): Promise<Pinned> {
-  const ready = async () => {
-    const { connect } = await import('node:net');
-    return new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-  };
-  return startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/grpc-upstream.mjs', import.meta.url))], { env: { PORT: String(port) }, ipc: true, ready });
+  return startPinned(LOAD_CORE, process.execPath, [fileURLToPath(new URL('./servers/grpc-upstream.mjs', import.meta.url))], { env: { PORT: String(port) }, ipc: true, ready: () => tcpOk(port) });
 }
 
 /** One framed gRPC request message (16 bytes of payload), written once for h2load's -d. */

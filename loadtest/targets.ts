@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { buildIsFresh, ROOT } from '../bin/entry.js';
 import { startNginx } from './nginx.ts';
-import { startPinned, which, type Pinned } from './proc.ts';
+import { startPinned, tcpOk, which, type Pinned } from './proc.ts';
 import { benchCertificate, httpsOk } from './tls.ts';
 
 export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer';
@@ -133,17 +133,8 @@ function nginxGrpc(port: number): Target {
     keepalive_requests 1000000;
     location / { grpc_pass grpc://grpcbench; }
   }`,
-        async () => {
-          // A TCP connect is enough: the HTTP/2 listener answers HTTP/1.1 probes with garbage.
-          const { connect } = await import('node:net');
-          return new Promise<boolean>((resolve) => {
-            const s = connect(port, '127.0.0.1', () => {
-              s.destroy();
-              resolve(true);
-            });
-            s.on('error', () => resolve(false));
-          });
-        },
+        // A TCP connect is enough: the HTTP/2 listener answers HTTP/1.1 probes with garbage.
+        () => tcpOk(port),
       ),
   };
 }

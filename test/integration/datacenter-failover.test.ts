@@ -3,16 +3,16 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
+import { buildGatewayConfig } from '../../config/load.ts';
 import { startGateway, type Gateway } from '../../gateway/gateway.ts';
-import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
+import type { Sidecar } from '../../mesh-proxy/sidecar.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { createTestCa, tlsRequest, type TestCa } from '../helpers/mtls.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { RedisServer, redisServerAvailable } from '../helpers/redis-server.ts';
 import { steadyLoad } from '../helpers/load.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
-import { stopAll } from '../helpers/mesh.ts';
+import { startInstance, stopAll, type Instance } from '../helpers/mesh.ts';
 
 const quiet = { level: 'silent', access: false } as const;
 
@@ -25,32 +25,15 @@ interface Dc {
   peerPort: number;
 }
 
-async function startInstance(ca: TestCa, dcName: string, redis: RedisServer, id: string): Promise<{ app: TestApp; sidecar: Sidecar }> {
-  const app = await startApp(id);
-  const sidecar = await startSidecar(
-    buildProxyConfig(
-      {
-        node: { service: 'catalog', instance: id, dc: dcName, zone: `${dcName}-a` },
-        app: { port: app.port },
-        inbound: { address: '127.0.0.1', port: 0 },
-        outbound: { address: '127.0.0.1', port: 0 },
-        admin: { port: 0 },
-        registration: { ttl: '3s', heartbeat: '1s' },
-        discovery: { resync: '500ms', stateDir: tempDir() },
-        store: { kind: 'redis', url: redis.url },
-        mesh: { caDir: ca.dir },
-        log: quiet,
-      },
-      `test:${id}`,
-    ),
-  );
-  return { app, sidecar };
+/** A catalog instance (app + sidecar with mTLS) registered in `dcName`'s own store. */
+async function startDcInstance(ca: TestCa, dcName: string, redis: RedisServer, id: string): Promise<Instance> {
+  return startInstance({ url: redis.url }, 'catalog', id, { node: { service: 'catalog', instance: id, dc: dcName, zone: `${dcName}-a` }, mesh: { caDir: ca.dir } });
 }
 
 async function startDc(ca: TestCa, name: string, peerPort: number, peer: { dc: string; port: number }): Promise<Dc> {
   const redis = await RedisServer.start();
-  const a = await startInstance(ca, name, redis, `${name}-1`);
-  const b = await startInstance(ca, name, redis, `${name}-2`);
+  const a = await startDcInstance(ca, name, redis, `${name}-1`);
+  const b = await startDcInstance(ca, name, redis, `${name}-2`);
   const gateway = await startGateway(
     buildGatewayConfig(
       {
@@ -169,7 +152,7 @@ describe('failover between datacenters', { skip: !redisServerAvailable() && 'red
     await new Promise((r) => setTimeout(r, 500));
 
     // dc-a's instances come back: after failbackAfter the edge serves locally again.
-    const back = await Promise.all([startInstance(ca, 'dc-a', a.redis, 'dc-a-3'), startInstance(ca, 'dc-a', a.redis, 'dc-a-4')]);
+    const back = await Promise.all([startDcInstance(ca, 'dc-a', a.redis, 'dc-a-3'), startDcInstance(ca, 'dc-a', a.redis, 'dc-a-4')]);
     a.apps = back.map((x) => x.app);
     a.sidecars = back.map((x) => x.sidecar);
     const failedBackAt = await waitFor('dc-a serves again', async () => ((await describeDcs(a.gateway)).services.catalog.mode === 'local' ? Date.now() : undefined), 15_000, 50);
