@@ -14,6 +14,8 @@ export function addHeader(out: Record<string, string | string[] | number>, name:
 
 /** Trailers as an object of lower-case names, from undici's raw list or an HTTP/2 trailers object. */
 export function trailerObject(trailers: Buffer[] | Record<string, string | string[] | undefined>): Record<string, string | string[]> | undefined {
+  // undici reports "no trailers" as an empty list on every HTTP/1.1 response: nothing to allocate.
+  if (Array.isArray(trailers) && trailers.length === 0) return undefined;
   const out: Record<string, string | string[]> = {};
   let any = false;
   if (Array.isArray(trailers)) {
