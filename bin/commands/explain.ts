@@ -1,7 +1,7 @@
 // `meshgate explain`: asks a running gateway what it would do with a request, and why.
 import { parseArgs } from 'node:util';
 import { EXIT_OK, EXIT_USAGE } from '../lifecycle.ts';
-import { AdminError, adminJson, adminTarget, table } from './admin-client.ts';
+import { adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const EXPLAIN_HELP = `Usage: meshgate explain [METHOD] URL|PATH [-H 'Name: value']... [--host HOST] [--admin URL] [--token TOKEN] [--json]
 
@@ -74,7 +74,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     if (colon <= 0) return usage(`-H expects 'Name: value', got "${h}"`);
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
-  try {
+  return withAdmin('explain', async () => {
     const t = adminTarget(values.admin, values.token);
     const doc = await adminJson<Explanation>(t, '/explain', { method, host, path, headers });
     if (doc === undefined) {
@@ -83,13 +83,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     }
     process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : render(doc));
     return EXIT_OK;
-  } catch (err) {
-    if (err instanceof AdminError) {
-      process.stderr.write(`meshgate explain: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  });
 }
 
 function usage(message: string): number {

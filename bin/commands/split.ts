@@ -3,8 +3,7 @@
 import { parseArgs } from 'node:util';
 import { EXIT_OK, EXIT_USAGE } from '../lifecycle.ts';
 import { describeSplit, parseWeights, SplitError, type MatchRule, type TrafficSplit } from '../../mesh-proxy/traffic/split.ts';
-import { AdminError, adminJson, adminTarget, table } from './admin-client.ts';
-import { request } from 'undici';
+import { AdminError, adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const SPLIT_HELP = `Usage: meshgate split set SERVICE SUBSET=WEIGHT... [--by KEY] [--match SUBSET@header:NAME=VALUE]...
                           [--match SUBSET@cookie:NAME=VALUE]... [--mirror SUBSET:PERCENT] [--expect-version N]
@@ -65,6 +64,7 @@ export async function splitCommand(argv: string[]): Promise<number> {
     return values.help ? EXIT_OK : EXIT_USAGE;
   }
   const t = adminTarget(values.admin, values.token);
+  const path = (svc: string) => `/splits/${encodeURIComponent(svc)}`;
   try {
     if (sub === 'set') {
       if (!service || rest.length === 0) return usage('split set needs a service and at least one SUBSET=WEIGHT');
@@ -72,31 +72,39 @@ export async function splitCommand(argv: string[]): Promise<number> {
       if (values.by) body.subsetKey = values.by;
       if (values.mirror) body.mirror = parseMirror(values.mirror);
       if (values['expect-version'] !== undefined) body.expectVersion = Number(values['expect-version']);
-      const stored = await put(t, service, body);
-      process.stdout.write(`${service}: version ${stored.version}: ${describeSplit(stored)}\n`);
-      return EXIT_OK;
+      return await withAdmin('split', async () => {
+        try {
+          const stored = (await adminJson<TrafficSplit>(t, path(service), body, 'PUT'))!;
+          process.stdout.write(`${service}: version ${stored.version}: ${describeSplit(stored)}\n`);
+          return EXIT_OK;
+        } catch (err) {
+          // The proxy refused the split itself: a usage error, as one the CLI catches first.
+          if (err instanceof AdminError && err.status === 400 && err.detail !== undefined) return usage(err.detail);
+          throw err;
+        }
+      });
     }
     if (sub === 'show') {
-      const doc = service ? await adminJson<TrafficSplit>(t, `/splits/${encodeURIComponent(service)}`) : await adminJson<{ splits: TrafficSplit[] }>(t, '/splits');
-      const list = doc === undefined ? [] : 'splits' in doc ? doc.splits : [doc];
-      if (values.json) process.stdout.write(`${JSON.stringify(service ? (list[0] ?? null) : list, null, 2)}\n`);
-      else if (list.length === 0) process.stdout.write(service ? `${service} has no traffic split: all its endpoints share its traffic\n` : 'no traffic splits\n');
-      else process.stdout.write(`${table([['SERVICE', 'VERSION', 'BY', 'SPLIT', 'UPDATED'], ...list.map((s) => [s.service, String(s.version), s.subsetKey, describeSplit(s), s.updatedAt])], '')}\n`);
-      return EXIT_OK;
+      return await withAdmin('split', async () => {
+        const doc = service ? await adminJson<TrafficSplit>(t, path(service)) : await adminJson<{ splits: TrafficSplit[] }>(t, '/splits');
+        const list = doc === undefined ? [] : 'splits' in doc ? doc.splits : [doc];
+        if (values.json) process.stdout.write(`${JSON.stringify(service ? (list[0] ?? null) : list, null, 2)}\n`);
+        else if (list.length === 0) process.stdout.write(service ? `${service} has no traffic split: all its endpoints share its traffic\n` : 'no traffic splits\n');
+        else process.stdout.write(`${table([['SERVICE', 'VERSION', 'BY', 'SPLIT', 'UPDATED'], ...list.map((s) => [s.service, String(s.version), s.subsetKey, describeSplit(s), s.updatedAt])], '')}\n`);
+        return EXIT_OK;
+      });
     }
     if (sub === 'clear') {
       if (!service) return usage('split clear needs a service');
-      const res = await send(t, 'DELETE', service);
-      process.stdout.write(res === 404 ? `${service} had no traffic split\n` : `${service}: traffic split removed\n`);
-      return EXIT_OK;
+      return await withAdmin('split', async () => {
+        const deleted = await adminJson(t, path(service), undefined, 'DELETE');
+        process.stdout.write(deleted === undefined ? `${service} had no traffic split\n` : `${service}: traffic split removed\n`);
+        return EXIT_OK;
+      });
     }
     return usage(`unknown subcommand "${sub}" (set, show, clear)`);
   } catch (err) {
     if (err instanceof SplitError) return usage(err.message);
-    if (err instanceof AdminError) {
-      process.stderr.write(`meshgate split: ${err.message}\n`);
-      return 1;
-    }
     throw err;
   }
 }
@@ -104,33 +112,4 @@ export async function splitCommand(argv: string[]): Promise<number> {
 function usage(message: string): number {
   process.stderr.write(`meshgate split: ${message}\n\n${SPLIT_HELP}\n`);
   return EXIT_USAGE;
-}
-
-async function put(t: ReturnType<typeof adminTarget>, service: string, body: unknown): Promise<TrafficSplit> {
-  let res;
-  try {
-    res = await request(`${t.base}/splits/${encodeURIComponent(service)}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', ...(t.token ? { authorization: `Bearer ${t.token}` } : {}) },
-      body: JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new AdminError(`cannot reach the admin API at ${t.base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const doc = (await res.body.json().catch(() => ({}))) as TrafficSplit & { error?: { code: string; message: string } };
-  if (res.statusCode === 200) return doc;
-  if (res.statusCode === 400 && doc.error) throw new SplitError('SPLIT_INVALID', doc.error.message);
-  throw new AdminError(`${t.base} answered ${res.statusCode}${doc.error ? ` ${doc.error.code}: ${doc.error.message}` : ''}`);
-}
-
-async function send(t: ReturnType<typeof adminTarget>, method: 'DELETE', service: string): Promise<number> {
-  try {
-    const res = await request(`${t.base}/splits/${encodeURIComponent(service)}`, { method, headers: t.token ? { authorization: `Bearer ${t.token}` } : {} });
-    await res.body.dump();
-    if (res.statusCode >= 400 && res.statusCode !== 404) throw new AdminError(`${t.base} answered ${res.statusCode}`);
-    return res.statusCode;
-  } catch (err) {
-    if (err instanceof AdminError) throw err;
-    throw new AdminError(`cannot reach the admin API at ${t.base} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
 }

@@ -3,7 +3,7 @@
 // splits, and the datacenter failover plan.
 import { parseArgs } from 'node:util';
 import { EXIT_OK } from '../lifecycle.ts';
-import { AdminError, adminJson, adminTarget, table } from './admin-client.ts';
+import { adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const STATUS_HELP = `Usage: meshgate status [--admin URL] [--token TOKEN] [--json]
 
@@ -63,26 +63,20 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const t = adminTarget(values.admin, values.token);
-  try {
+  return withAdmin('status', async () => {
     const [endpoints, datacenters, splits] = await Promise.all([
       adminJson<EndpointsDoc>(t, '/endpoints'),
       adminJson<DatacentersDoc>(t, '/datacenters'),
-      adminJson<{ splits: Split[] } | Split[]>(t, '/splits'),
+      adminJson<{ splits: Split[] }>(t, '/splits'),
     ]);
-    const splitList = splits === undefined ? [] : Array.isArray(splits) ? splits : splits.splits;
+    const splitList = splits?.splits ?? [];
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ admin: t.base, endpoints: endpoints ?? null, datacenters: datacenters ?? null, splits: splitList }, null, 2)}\n`);
       return EXIT_OK;
     }
     process.stdout.write(render(t.base, endpoints, datacenters, splitList));
     return EXIT_OK;
-  } catch (err) {
-    if (err instanceof AdminError) {
-      process.stderr.write(`meshgate status: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  });
 }
 
 function render(base: string, eps: EndpointsDoc | undefined, dcs: DatacentersDoc | undefined, splits: Split[]): string {

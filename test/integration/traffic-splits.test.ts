@@ -147,6 +147,13 @@ describe('traffic splits', () => {
     const cli = await runCli(['split', 'set', 'catalog', 'v1:90', '--admin', `http://127.0.0.1:${gw.admin.port}`]);
     assert.equal(cli.code, 2);
     assert.match(cli.stderr, /SUBSET=WEIGHT/);
+    // Refused by the proxy itself (every weight 0): also a usage error, naming the problem.
+    const zero = await runCli(['split', 'set', 'catalog', 'v1=0', '--admin', `http://127.0.0.1:${gw.admin.port}`]);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /at least one weight must be above 0/);
+    const none = await runCli(['split', 'clear', 'nosuch', '--admin', `http://127.0.0.1:${gw.admin.port}`]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /nosuch had no traffic split/);
     const down = await runCli(['split', 'show', '--admin', 'http://127.0.0.1:1']);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach the admin API at http:\/\/127\.0\.0\.1:1/);
