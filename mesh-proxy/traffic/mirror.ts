@@ -14,8 +14,10 @@ export const SHADOW_HEADER = 'x-meshgate-shadow';
 
 class Discard {
   readonly #mirror: Mirror;
-  constructor(m: Mirror) {
+  readonly #subset: string;
+  constructor(m: Mirror, subset: string) {
     this.#mirror = m;
+    this.#subset = subset;
   }
   onConnect(): void {}
   onHeaders(): boolean {
@@ -25,10 +27,10 @@ class Discard {
     return true;
   }
   onComplete(): void {
-    this.#mirror.settled('sent');
+    this.#mirror.settled(this.#subset, false);
   }
   onError(): void {
-    this.#mirror.settled('failed');
+    this.#mirror.settled(this.#subset, true);
   }
 }
 
@@ -60,13 +62,13 @@ export class Mirror {
     this.#counter.inc({ service: this.service, subset, result: 'sent' });
     (pool(ep) as Dispatcher).dispatch(
       { path: ex.path, method: ex.method as Dispatcher.HttpMethod, headers, body: ex.body, headersTimeout: MIRROR_TIMEOUT_MS, bodyTimeout: MIRROR_TIMEOUT_MS },
-      new Discard(this) as unknown as Dispatcher.DispatchHandler,
+      new Discard(this, subset) as unknown as Dispatcher.DispatchHandler,
     );
   }
 
-  settled(result: 'sent' | 'failed'): void {
+  settled(subset: string, failed: boolean): void {
     this.#inFlight--;
-    if (result === 'failed') this.#counter.inc({ service: this.service, subset: '', result: 'failed' });
+    if (failed) this.#counter.inc({ service: this.service, subset, result: 'failed' });
   }
 }
 
