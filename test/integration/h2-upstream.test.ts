@@ -184,6 +184,40 @@ describe('HTTP/2 toward upstreams', () => {
     await res.body.dump();
   });
 
+  test('a stream the upstream refuses (REFUSED_STREAM) was not processed: even a POST is retried', async () => {
+    const server = http2.createServer();
+    let refused = 0;
+    server.on('stream', (stream) => {
+      stream.on('error', () => {}); // the refused stream reports its own reset
+      if (refused === 0) {
+        refused++;
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'x-upstream': 'second-stream' });
+        stream.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await store.registry.register({ service: 'refusing', id: 'r', address: '127.0.0.1', port: (server.address() as AddressInfo).port, dc: 'local', zone: 'z1', metadata: {}, protocol: 'h2' }, 60_000);
+    const gw2 = await startTestGateway(store, { refusing: {} }, [{ name: 'refusing', service: 'refusing' }], 'edge-refused');
+    try {
+      const res = await request(`http://127.0.0.1:${gw2.http.port}/orders`, { method: 'POST', body: 'once' });
+      assert.equal(await res.body.text(), 'ok');
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.headers['x-upstream'], 'second-stream');
+      assert.equal(refused, 1);
+    } finally {
+      await stopAll(gw2);
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        setTimeout(r, 500).unref();
+      });
+    }
+  });
+
   test('an unreachable h2c endpoint is a clean 502, and the listener keeps serving', async () => {
     await store.registry.register({ service: 'dead-h2', id: 'd', address: '127.0.0.1', port: 1, dc: 'local', zone: 'z1', metadata: {}, protocol: 'h2' }, 60_000);
     const gw2 = await startTestGateway(store, { 'dead-h2': { retries: { attempts: 0 } } }, [{ name: 'dead', service: 'dead-h2' }], 'edge2');
