@@ -1,11 +1,5 @@
-import { caCommand, CA_HELP } from './commands/ca.ts';
-import { demoCommand, DEMO_HELP } from './commands/demo.ts';
-import { gatewayCommand, GATEWAY_HELP } from './commands/gateway.ts';
-import { keyCommand, KEY_HELP } from './commands/key.ts';
-import { proxyCommand, PROXY_HELP } from './commands/proxy.ts';
-import { statusCommand, STATUS_HELP } from './commands/status.ts';
-import { splitCommand, SPLIT_HELP } from './commands/split.ts';
-import { explainCommand, EXPLAIN_HELP } from './commands/explain.ts';
+// Each command's module is imported only when it runs: a sidecar (`meshgate proxy`) should not
+// hold the CA's node-forge, the gateway or the CLI clients in memory.
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
@@ -25,25 +19,27 @@ Commands:
 
 Run 'meshgate <command> --help' for a command's options.`;
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
-  gateway: { run: gatewayCommand, help: GATEWAY_HELP },
-  proxy: { run: proxyCommand, help: PROXY_HELP },
-  demo: { run: demoCommand, help: DEMO_HELP },
-  ca: { run: caCommand, help: CA_HELP },
-  key: { run: keyCommand, help: KEY_HELP },
-  split: { run: splitCommand, help: SPLIT_HELP },
-  status: { run: statusCommand, help: STATUS_HELP },
-  explain: { run: explainCommand, help: EXPLAIN_HELP },
+type Command = { run: (argv: string[]) => Promise<number>; help: string };
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  gateway: async () => { const m = await import('./commands/gateway.ts'); return { run: m.gatewayCommand, help: m.GATEWAY_HELP }; },
+  proxy: async () => { const m = await import('./commands/proxy.ts'); return { run: m.proxyCommand, help: m.PROXY_HELP }; },
+  demo: async () => { const m = await import('./commands/demo.ts'); return { run: m.demoCommand, help: m.DEMO_HELP }; },
+  ca: async () => { const m = await import('./commands/ca.ts'); return { run: m.caCommand, help: m.CA_HELP }; },
+  key: async () => { const m = await import('./commands/key.ts'); return { run: m.keyCommand, help: m.KEY_HELP }; },
+  split: async () => { const m = await import('./commands/split.ts'); return { run: m.splitCommand, help: m.SPLIT_HELP }; },
+  status: async () => { const m = await import('./commands/status.ts'); return { run: m.statusCommand, help: m.STATUS_HELP }; },
+  explain: async () => { const m = await import('./commands/explain.ts'); return { run: m.explainCommand, help: m.EXPLAIN_HELP }; },
 };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    const sub = name === 'help' && rest[0] ? COMMANDS[rest[0]] : undefined;
+    const sub = name === 'help' && rest[0] && Object.hasOwn(COMMANDS, rest[0]) ? await COMMANDS[rest[0]]() : undefined;
     process.stdout.write(`${sub ? sub.help : HELP}\n`);
     return EXIT_OK;
   }
-  const cmd = COMMANDS[name];
+  const cmd = Object.hasOwn(COMMANDS, name) ? await COMMANDS[name]() : undefined;
   if (!cmd) {
     process.stderr.write(`meshgate: unknown command "${name}"\n\n${HELP}\n`);
     return EXIT_USAGE;

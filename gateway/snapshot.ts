@@ -8,7 +8,7 @@ import type { Logger } from '../mesh-proxy/observe/log.ts';
 import type { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import type { RateLimitStore } from '../mesh-proxy/store/types.ts';
 import { pluginChainMetrics } from '../plugins/chain-metrics.ts';
-import { compileChains, type ChainSet } from '../plugins/compile.ts';
+import { compileChains, pluginNames, type ChainSet } from '../plugins/compile.ts';
 import { PluginError } from '../plugins/errors.ts';
 import { loadRegistry, pluginDirStamp } from '../plugins/registry.ts';
 import { compileRoutes, type RouteTable } from './router/route-table.ts';
@@ -37,7 +37,8 @@ export async function buildSnapshot(config: GatewayConfig, d: SnapshotDeps): Pro
   const pluginDir = config.plugins.dir ? resolve(baseDir, config.plugins.dir) : undefined;
   let registry;
   try {
-    registry = await loadRegistry(pluginDir);
+    const used = pluginNames([config.plugins.global, ...Object.values(config.plugins.services), ...config.routes.map((r) => r.plugins ?? [])]);
+    registry = await loadRegistry(pluginDir, used);
   } catch (err) {
     if (err instanceof PluginError) throw new ConfigError('CONFIG_INVALID', file, [{ path: 'plugins.dir', message: err.message }]);
     throw err;

@@ -106,6 +106,8 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string', default: '50' },
+    /** Comma list: only targets whose name contains one of these (plus "direct"). */
+    targets: { type: 'string' },
     out: { type: 'string' },
     'base-port': { type: 'string', default: '18100' },
     help: { type: 'boolean', short: 'h' },
@@ -114,7 +116,7 @@ const { values } = parseArgs({
 
 const names = Object.keys(SCENARIOS);
 if (values.help) {
-  console.log(`Usage: npm run loadtest -- [--scenario all|${names.join('|')}] [--quick] [--rounds N] [--duration S] [--connections C] [--out FILE]`);
+  console.log(`Usage: npm run loadtest -- [--scenario all|${names.join('|')}] [--quick] [--rounds N] [--duration S] [--connections C] [--targets a,b] [--out FILE]`);
   process.exit(0);
 }
 const selected = (values.scenario === 'all' ? names : [values.scenario!]).filter((n) => {
@@ -160,7 +162,8 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
     started.push(p);
     allPids.push(p.pid);
   }
-  const targets = s.targets(basePort, quick, prepared?.env ?? {});
+  const only = values.targets?.split(',').filter(Boolean);
+  const targets = s.targets(basePort, quick, prepared?.env ?? {}).filter((t) => !only || t.kind === 'direct' || only.some((o) => t.name.includes(o)));
   const procs = new Map<Target, Pinned | null>();
   for (const t of targets) {
     const p = await t.start(PROXY_CORE, upstreamPorts, workDir);

@@ -8,7 +8,8 @@ import { startNginx } from './nginx.ts';
 import { startPinned, tcpOk, which, type Pinned } from './proc.ts';
 import { benchCertificate, httpsOk } from './tls.ts';
 
-export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer';
+/** `reference`: a calibration row (a bare forwarder), shown but never counted as a peer. */
+export type TargetKind = 'direct' | 'meshgate' | 'node-peer' | 'native-peer' | 'reference';
 
 export interface Target {
   name: string;
@@ -98,6 +99,7 @@ export function allTargets(basePort: number): Target[] {
     node('fastify + @fastify/http-proxy', 'node-peer', basePort + 20, './servers/fastify-http-proxy.mjs'),
     node('http-proxy', 'node-peer', basePort + 30, './servers/http-proxy.mjs'),
     node('fast-gateway 3.4.7', 'node-peer', basePort + 40, './servers/fast-gateway.mjs'),
+    node('bare node:http + undici Pool (reference)', 'reference', basePort + 70, './servers/bare-undici.mjs'),
   ];
   if (which('nginx')) t.push(nginx(basePort + 50));
   if (which('haproxy')) t.push(haproxy(basePort + 60));

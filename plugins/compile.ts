@@ -13,11 +13,19 @@ import type { PluginDefinition, PluginEnv, PluginHandlers, PluginPlace } from '.
 import { PluginChain, type ChainLink, type PluginLevel } from './chain.ts';
 import type { PluginChainMetrics } from './chain-metrics.ts';
 import type { PluginRegistry } from './registry.ts';
+import { BUILTIN_NAMES } from './builtin/index.ts';
 
 /** One entry as written: `{ cors: {...} }`, optionally with `dryRun: true` beside the name. */
 export type PluginEntry = Readonly<Record<string, unknown>>;
 
 const META_KEYS = new Set(['dryRun']);
+
+/** The plugin names some entry lists use: the built-ins a registry must load for them. */
+export function pluginNames(lists: Iterable<readonly PluginEntry[]>): Set<string> {
+  const names = new Set<string>();
+  for (const list of lists) for (const entry of list) for (const k of Object.keys(entry)) if (!META_KEYS.has(k)) names.add(k);
+  return names;
+}
 
 export interface ChainTarget {
   /** The route's name ('' for a sidecar's inbound). */
@@ -116,7 +124,7 @@ function parseList(list: readonly PluginEntry[], path: string, level: PluginLeve
     const name = names[0];
     const def = o.registry.get(name);
     if (def === undefined) {
-      issues.push({ path: `${at}.${name}`, message: `unknown plugin (available: ${[...o.registry.keys()].sort().join(', ') || 'none'})` });
+      issues.push({ path: `${at}.${name}`, message: `unknown plugin (available: ${[...new Set([...BUILTIN_NAMES, ...o.registry.keys()])].sort().join(', ')})` });
       return;
     }
     if (def.places !== undefined && !def.places.includes(o.place)) {

@@ -1,24 +1,34 @@
 // Which plugins exist: the built-ins, plus custom plugins loaded from a directory. A custom plugin
 // is a module (.ts, .mts, .js or .mjs) whose default export is a definePlugin() result. Each load
-// imports the files afresh, so a reload picks up edited plugins without a restart.
+// imports the files afresh, so a reload picks up edited plugins without a restart. Built-ins are
+// imported only when named (`used`); the others are known by name, for error messages.
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { PluginDefinition } from './api.ts';
-import { BUILTIN_PLUGINS } from './builtin/index.ts';
+import { BUILTIN_NAMES, BUILTIN_PLUGINS } from './builtin/index.ts';
 import { PluginError } from './errors.ts';
 
 export type PluginRegistry = ReadonlyMap<string, PluginDefinition>;
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
-export function builtinRegistry(): Map<string, PluginDefinition> {
-  return new Map(BUILTIN_PLUGINS.map((p) => [p.name, p as PluginDefinition]));
+/** Every plugin name a registry can hold without a plugin directory. */
+export { BUILTIN_NAMES };
+
+/** The built-ins named in `used` (all of them when omitted), loaded on first use. */
+export async function builtinRegistry(used?: Iterable<string>): Promise<Map<string, PluginDefinition>> {
+  const names = used === undefined ? BUILTIN_NAMES : [...new Set(used)].filter((n) => Object.hasOwn(BUILTIN_PLUGINS, n));
+  const defs = await Promise.all(names.map(async (n) => (await BUILTIN_PLUGINS[n]()).default as PluginDefinition));
+  return new Map(defs.map((d) => [d.name, d]));
 }
 
-/** The built-ins plus every plugin in `dir`; a custom plugin may not reuse a built-in's name. */
-export async function loadRegistry(dir: string | undefined): Promise<PluginRegistry> {
-  const registry = builtinRegistry();
+/**
+ * The built-ins named in `used` (all when omitted) plus every plugin in `dir`; a custom plugin may
+ * not reuse a built-in's name.
+ */
+export async function loadRegistry(dir: string | undefined, used?: Iterable<string>): Promise<PluginRegistry> {
+  const registry = await builtinRegistry(used);
   if (dir === undefined) return registry;
   let names: string[];
   try {
@@ -29,8 +39,8 @@ export async function loadRegistry(dir: string | undefined): Promise<PluginRegis
   for (const name of names) {
     const file = resolve(join(dir, name));
     const def = await importPlugin(file);
-    if (registry.has(def.name)) {
-      throw new PluginError('PLUGIN_INVALID', `${file}: plugin name "${def.name}" is already taken${BUILTIN_PLUGINS.some((b) => b.name === def.name) ? ' by a built-in plugin' : ''}`);
+    if (registry.has(def.name) || BUILTIN_NAMES.includes(def.name)) {
+      throw new PluginError('PLUGIN_INVALID', `${file}: plugin name "${def.name}" is already taken${BUILTIN_NAMES.includes(def.name) ? ' by a built-in plugin' : ''}`);
     }
     registry.set(def.name, def);
   }

@@ -13,9 +13,9 @@ import { parseDuration } from '../../config/duration.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { backoffMs } from '../resilience/backoff.ts';
-import { loadCa, signLeaf, type CaFiles } from './ca.ts';
-import { forgePublicKey, newRsaKey } from './csr.ts';
-import { requestLeaf } from './signer-client.ts';
+// ca.ts, csr.ts and signer-client.ts bring node-forge (~12 MB resident): imported only by the
+// identity sources that sign, so a proxy with file identities (or none) never loads it.
+import type { CaFiles } from './ca.ts';
 import { identityInSan, spiffeId } from './spiffe.ts';
 
 export interface IdentityMaterial {
@@ -120,6 +120,7 @@ export class WorkloadIdentity {
   async start(): Promise<void> {
     const mesh = this.#o.mesh;
     if (mesh.caDir !== undefined) {
+      const { loadCa } = await import('./ca.ts');
       this.#ca = await loadCa(mesh.caDir).catch((err: NodeJS.ErrnoException) => {
         throw new IdentityError(`cannot read the CA in ${mesh.caDir} (${err.code ?? err.message}); create it with \`meshgate ca init --dir ${mesh.caDir}\``);
       });
@@ -160,11 +161,13 @@ export class WorkloadIdentity {
     const mesh = this.#o.mesh;
     const now = Date.now();
     if (this.#ca !== undefined) {
+      const [{ signLeaf }, { forgePublicKey, newRsaKey }] = await Promise.all([import('./ca.ts'), import('./csr.ts')]);
       const key = await newRsaKey();
       const leaf = signLeaf(this.#ca, forgePublicKey(key.publicKey), { service: this.#o.service, namespace: this.namespace, ttlMs: parseDuration(mesh.ttl) });
       return this.#check(leaf.certChainPem, key.keyPem, this.#ca.rootCert, now);
     }
     if (mesh.signer !== undefined) {
+      const { requestLeaf } = await import('./signer-client.ts');
       const rootPem = await readFile(mesh.signer.ca, 'utf8');
       const leaf = await requestLeaf({
         url: mesh.signer.url, token: mesh.signer.token, rootPem, trustDomain: this.trustDomain,

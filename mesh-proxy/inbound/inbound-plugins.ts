@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.ts';
 import type { ProxyConfig } from '../../config/schema.ts';
 import { pluginChainMetrics } from '../../plugins/chain-metrics.ts';
-import { compileChains, type ChainSet } from '../../plugins/compile.ts';
+import { compileChains, pluginNames, type ChainSet } from '../../plugins/compile.ts';
 import { PluginError } from '../../plugins/errors.ts';
 import { loadRegistry, pluginDirStamp } from '../../plugins/registry.ts';
 import type { Logger } from '../observe/log.ts';
@@ -24,7 +24,7 @@ export async function buildInboundChains(config: ProxyConfig, file: string | und
   let registry;
   const dir = config.plugins.dir ? resolve(baseDir, config.plugins.dir) : undefined;
   try {
-    registry = await loadRegistry(dir);
+    registry = await loadRegistry(dir, pluginNames([config.plugins.inbound]));
   } catch (err) {
     if (err instanceof PluginError) throw new ConfigError('CONFIG_INVALID', name, [{ path: 'plugins.dir', message: err.message }]);
     throw err;

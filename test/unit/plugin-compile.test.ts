@@ -12,7 +12,7 @@ import { ConfigError } from '../../config/errors.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
 import { definePlugin, type PluginDefinition, type PluginPlace } from '../../plugins/api.ts';
 import { pluginChainMetrics } from '../../plugins/chain-metrics.ts';
-import { compileChains, type CompileOptions, type PluginEntry } from '../../plugins/compile.ts';
+import { compileChains, pluginNames, type CompileOptions, type PluginEntry } from '../../plugins/compile.ts';
 import { PluginError } from '../../plugins/errors.ts';
 import { loadRegistry, pluginDirStamp, type PluginRegistry } from '../../plugins/registry.ts';
 import { tempDir } from '../helpers/cli.ts';
@@ -82,6 +82,14 @@ describe('compiling plugin entries', () => {
     const listed = /unknown plugin \(available: (.*)\)/.exec(err.issues[0].message)?.[1].split(', ') ?? [];
     for (const name of ['edge-only', 'starter', 'tenant', 'rate-limit', 'jwt-auth']) assert.ok(listed.includes(name), `${name} in ${listed.join(', ')}`);
     assert.deepEqual(listed, [...listed].sort(), 'in alphabetical order');
+  });
+
+  test('a registry loads only the built-ins a config names, and still knows the others by name', async () => {
+    const reg = await loadRegistry(undefined, pluginNames([[{ cors: { origins: ['*'] }, dryRun: true }], [{ headers: {} }, { custom: {} }]]));
+    assert.deepEqual([...reg.keys()].sort(), ['cors', 'headers']);
+    const err = await configError(compileChains(options(reg, [[{ 'jwt-auth': {} }, { nope: {} }]])));
+    assert.deepEqual(err.issues.map((i) => i.path), ['routes[0].plugins[0].jwt-auth', 'routes[0].plugins[1].nope']);
+    assert.match(err.issues[0].message, /unknown plugin \(available: .*jwt-auth/, 'a built-in the registry was not asked to load is named, not used');
   });
 
   test('two names in one entry, or none, are rejected', async () => {
