@@ -69,6 +69,40 @@ describe('RedisRateLimits (Lua GCRA) against a real redis-server', () => {
     }
   });
 
+  test('checks made in one turn go as batched script calls and answer exactly as one by one', async () => {
+    // 300 checks issued together (more than one batch of 128), interleaving three keys with different
+    // limits, one of them with two windows: each key's decisions equal the memory store's sequence.
+    const keys = [
+      { key: 'batch-a', windows: [{ max: 40, periodMs: 60_000 }] },
+      { key: 'batch-b', windows: [{ max: 150, periodMs: 60_000 }] },
+      { key: 'batch-c', windows: [{ max: 500, periodMs: 60_000 }, { max: 25, periodMs: 3_600_000 }] },
+    ];
+    const sent: Array<{ key: string; p: Promise<RateLimitDecision> }> = [];
+    // Script calls as Redis counts them (EVALSHA, and EVAL when the script was not cached yet).
+    const scriptCalls = async () => {
+      const stats = await client.info('commandstats');
+      return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const before = await scriptCalls();
+    {
+      for (let n = 0; n < 300; n++) {
+        const k = keys[n % 3];
+        sent.push({ key: k.key, p: store.consume(k.key, k.windows, 1) });
+      }
+      const got = await Promise.all(sent.map((s) => s.p));
+      for (const k of keys) {
+        const mem = new MemoryRateLimits();
+        const want: RateLimitDecision[] = [];
+        for (let n = 0; n < 100; n++) want.push(await mem.consume('k', k.windows, 1));
+        const mine = got.filter((_, i) => sent[i].key === k.key);
+        assert.deepEqual(mine.map((d) => [d.allowed, d.window, d.limit, d.remaining]), want.map((d) => [d.allowed, d.window, d.limit, d.remaining]), k.key);
+      }
+    }
+    // 300 checks in batches of at most 128: 3 calls (a failed EVALSHA and its EVAL retry add one).
+    const calls = (await scriptCalls()) - before;
+    assert.ok(calls >= 3 && calls <= 4, `300 checks took ${calls} script calls`);
+  });
+
   test('a refusal by one window consumes nothing in the others', async () => {
     const tight: RateLimitWindow[] = [{ max: 100, periodMs: 60_000 }, { max: 2, periodMs: 60_000 }];
     for (let n = 0; n < 10; n++) await store.consume('multi', tight, 1);
