@@ -2,7 +2,6 @@
 // host, path and headers, what this gateway would do with it now and why: the route, its policies,
 // the traffic split and subset, the datacenter, and the endpoint the balancer would most likely
 // pick with the breaker and ejection state behind that choice. Nothing is sent anywhere.
-import type { IncomingMessage } from 'node:http';
 import { explainEndpoints } from '../mesh-proxy/client/explain-endpoints.ts';
 import type { MeshClient } from '../mesh-proxy/client/mesh-client.ts';
 import { GrpcKind, grpcKindOf } from '../mesh-proxy/http/grpc.ts';
@@ -46,7 +45,7 @@ export function explainRequest(input: unknown, d: ExplainDeps): object {
   const host = hostWithoutPort(r.host ?? headers.host ?? '');
   const { path, query } = splitTarget(target);
   const request = { method, host, path: target, headers };
-  const route = d.table.match({ method, host, path, req: { headers } as unknown as IncomingMessage });
+  const route = d.table.match({ method, host, path, req: { headers } });
   if (route === undefined) return { request, route: null, outcome: `404 NO_ROUTE: no route matches ${method} ${host}${path}` };
 
   const grpc = grpcKindOf(headers['content-type'] ?? '');

@@ -5,7 +5,7 @@
 import type { RouteConfig } from '../../config/schema.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { RequestMetrics, RequestSeries } from '../../mesh-proxy/observe/request-metrics.ts';
-import type { IncomingMessage } from 'node:http';
+import type { DownstreamRequest } from '../../mesh-proxy/http/h2-downstream.ts';
 import type { PluginChain } from '../../plugins/chain.ts';
 
 export interface CompiledRoute {
@@ -37,7 +37,7 @@ export interface RouteRequest {
   readonly host: string;
   /** Normalized path, without the query. */
   readonly path: string;
-  readonly req: IncomingMessage;
+  readonly req: Pick<DownstreamRequest, 'headers'>;
 }
 
 export function compileRoutes(routes: readonly RouteConfig[], metrics: RequestMetrics, chains?: ReadonlyMap<string, PluginChain>): RouteTable {
@@ -103,7 +103,7 @@ function hostMatches(route: CompiledRoute, host: string): boolean {
   return false;
 }
 
-function headersMatch(expected: ReadonlyArray<readonly [string, string]>, req: IncomingMessage): boolean {
+function headersMatch(expected: ReadonlyArray<readonly [string, string]>, req: Pick<DownstreamRequest, 'headers'>): boolean {
   for (const [name, value] of expected) {
     const got = req.headers[name];
     if (Array.isArray(got) ? !got.includes(value) : got !== value) return false;

@@ -27,7 +27,7 @@ export class BodyLimit extends Transform {
 
 /** The body to hand upstream: the request itself, or through its limit and a gRPC-Web translation. */
 export function streamedBody(ex: Exchange): Readable {
-  let body: Readable = ex.req;
+  let body: Readable = ex.requestStream;
   if (ex.bodyLimit >= 0) body = body.pipe(new BodyLimit(ex));
   if (ex.grpcWeb !== undefined) body = ex.grpcWeb.requestBody(ex, body);
   return body;

@@ -3,6 +3,7 @@
 // exchange only learns of the one whose response it relays. A request costs one Exchange, one
 // Attempt per try, and no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
 import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-headers.ts';
@@ -10,6 +11,7 @@ import { formatGrpcTimeout } from '../http/deadline.ts';
 import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts';
 import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
 import { addHeader, trailerObject, valueOf } from '../http/header-lists.ts';
+import { H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from '../http/h2-downstream.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 import type { CompiledSplit } from '../traffic/split-picker.ts';
@@ -18,10 +20,11 @@ import type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, Failove
 export type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, FailoverRescuer, GrpcWebTranslation, UpgradeRequest } from './exchange-hooks.ts';
 
 type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
-type H2Response = ServerResponse & { stream?: import('node:http2').ServerHttp2Stream };
+/** Node's compatibility-layer response (HTTP/2 where the stream API could not be used). */
+type CompatH2Response = ServerResponse & { stream?: import('node:http2').ServerHttp2Stream };
 
 const kExchange = Symbol('meshgate.exchange');
-type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
+type TrackedResponse = DownstreamResponse & { [kExchange]?: Exchange };
 
 // Registered on every response with `this` bound to it by EventEmitter: no per-request closure.
 function onResponseClose(this: TrackedResponse): void {
@@ -39,7 +42,7 @@ const DEADLINE = new Error('deadline reached');
 const CALLER_DEADLINE = new Error(CALLER_DEADLINE_MESSAGE);
 
 export class Exchange implements ForwardedRequest {
-  readonly req: IncomingMessage;
+  readonly req: DownstreamRequest;
   readonly res: TrackedResponse;
   readonly owner: ExchangeOwner;
   readonly startedAt: number;
@@ -121,7 +124,7 @@ export class Exchange implements ForwardedRequest {
   /** The upstream's HEADERS frame ended its response (a gRPC trailers-only reply). */
   #trailersOnly = false;
 
-  constructor(req: IncomingMessage, res: ServerResponse, owner: ExchangeOwner) {
+  constructor(req: DownstreamRequest, res: DownstreamResponse, owner: ExchangeOwner) {
     this.req = req;
     this.res = res as TrackedResponse;
     this.owner = owner;
@@ -170,6 +173,11 @@ export class Exchange implements ForwardedRequest {
     this.holder?.admitted(this);
   }
 
+  /** The request body as a stream: read from the HTTP/2 stream, or node:http's request itself. */
+  get requestStream(): Readable {
+    return this.req instanceof H2Request ? this.req.body() : (this.req as IncomingMessage);
+  }
+
   get retriableBody(): boolean {
     return !this.streamedBody;
   }
@@ -195,8 +203,20 @@ export class Exchange implements ForwardedRequest {
       if (status !== undefined) this.grpcStatus = Number(status);
       this.grpcWeb?.responseHeaders(headers);
     }
+    if (this.res instanceof H2Response) {
+      if (endStream) {
+        // A gRPC client reads a status only from a HEADERS frame that ends the stream.
+        this.res.respondAndEnd(statusCode, headers);
+        this.#endedWithHeaders = true;
+        return;
+      }
+      // An HTTP/2 upstream (no reason phrase) may end its response with trailers.
+      if (statusText === '') this.res.trailersWanted = true;
+      this.res.writeHead(statusCode, headers);
+      return;
+    }
     if (this.h2) {
-      const stream = (this.res as H2Response).stream;
+      const stream = (this.res as unknown as CompatH2Response).stream;
       if (endStream && stream !== undefined) {
         // Node's compatibility layer always sends the end of a response as a frame of its own;
         // a gRPC client reads a status only from a HEADERS frame that ends the stream.

@@ -9,7 +9,7 @@ export interface BodyConsumer {
 export function readBody(ex: Exchange, consumer: BodyConsumer): void {
   const chunks: Buffer[] = [];
   let size = 0;
-  const req = ex.req;
+  const req = ex.requestStream;
   req.on('data', (c: Buffer) => {
     size += c.length;
     if (size > ex.contentLength) {

@@ -180,7 +180,8 @@ export class Tunnel extends Attempt {
     text += '\r\n';
     const client = up.socket as Socket;
     // From here the sockets are the tunnel's: the response object no longer watches the client's.
-    ex.res.detachSocket(client);
+    // (An upgrade is HTTP/1.1 only: its response is node:http's.)
+    (ex.res as unknown as http.ServerResponse).detachSocket(client);
     ex.switched(this.endpoint);
     this.#open = true;
     this.#upstream = upstream as Socket;

@@ -1,8 +1,8 @@
 // Replies meshgate writes itself: mesh errors with the JSON body {"error":{"code","message","requestId"}},
 // and plugins' local replies (a 401, a 429, a CORS preflight's 204).
-import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { encodeGrpcMessage } from './grpc.ts';
+import { H2Response, type DownstreamResponse } from './h2-downstream.ts';
 
 export const ERROR_HEADER = 'x-meshgate-error';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -12,7 +12,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * (a plugin's RateLimit-* or CORS headers).
  */
 export function sendError(
-  res: ServerResponse, status: number, code: string, message: string, requestId: string,
+  res: DownstreamResponse, status: number, code: string, message: string, requestId: string,
   closeConnection = false, extra?: readonly string[],
 ): void {
   sendLocalReply(res, status, code, JSON.stringify({ error: { code, message, requestId } }), JSON_TYPE, requestId, closeConnection, extra);
@@ -20,7 +20,7 @@ export function sendError(
 
 /** A local reply with a body of its own; `code` (when it is an error) is stated in x-meshgate-error. */
 export function sendLocalReply(
-  res: ServerResponse, status: number, code: string | undefined, body: string | Buffer, contentType: string | undefined,
+  res: DownstreamResponse, status: number, code: string | undefined, body: string | Buffer, contentType: string | undefined,
   requestId: string, closeConnection: boolean, extra?: readonly string[],
 ): void {
   if (res.headersSent) {
@@ -56,7 +56,7 @@ export function sendLocalReply(
  * truncated success.
  */
 export function sendGrpcError(
-  res: ServerResponse, h2: boolean, contentType: string, grpcStatus: number, code: string, message: string, requestId: string,
+  res: DownstreamResponse, h2: boolean, contentType: string, grpcStatus: number, code: string, message: string, requestId: string,
   extra?: readonly string[],
 ): void {
   if (res.headersSent) {
@@ -77,6 +77,10 @@ export function sendGrpcError(
       const prev = headers[name];
       headers[name] = prev === undefined ? extra[i + 1] : Array.isArray(prev) ? [...prev, extra[i + 1]] : [String(prev), extra[i + 1]];
     }
+  }
+  if (res instanceof H2Response) {
+    res.respondAndEnd(200, headers);
+    return;
   }
   const stream = h2 ? (res as unknown as { stream?: ServerHttp2Stream }).stream : undefined;
   if (stream !== undefined) {

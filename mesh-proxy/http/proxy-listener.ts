@@ -2,7 +2,7 @@
 // inbound side differ only in the Router that decides where an exchange goes; in-flight tracking,
 // graceful drain, metrics and the access log live here once.
 import http from 'node:http';
-import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Http2SecureServer, Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
@@ -13,6 +13,7 @@ import type { Direction, RequestSeries } from '../observe/request-metrics.ts';
 import { websocketMetrics, type WebSocketMetrics } from '../observe/websocket-metrics.ts';
 import { GrpcMetrics } from '../observe/grpc-metrics.ts';
 import { GrpcKind } from './grpc.ts';
+import { H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from './h2-downstream.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
 import { createPlainServers } from './plain-server.ts';
 import { destroyOnError, endSocketOnFinish, upgradeKind } from './upgrade.ts';
@@ -37,6 +38,9 @@ export interface ProxyListenerOptions {
 /** Any server that emits node:http-style 'request' events: http, https, http2 (compatibility API). */
 export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer | Http2Server;
 
+/** A stream's errors (a reset by the client) end in its 'close', which the exchange watches. */
+function ignoreStreamError(): void {}
+
 const SHUTDOWN = Object.assign(new Error('the proxy is shutting down'), { code: SHUTDOWN_ERROR });
 
 export class ProxyListener implements ExchangeOwner {
@@ -48,6 +52,7 @@ export class ProxyListener implements ExchangeOwner {
   readonly #o: ProxyListenerOptions;
   readonly #unrouted: RequestSeries;
   readonly #onRequestBound = (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res);
+  readonly #onStreamBound = (stream: ServerHttp2Stream, headers: http.IncomingHttpHeaders, _flags: number, raw: string[]) => this.#onStream(stream, headers, raw);
   readonly #onUpgradeBound = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head);
   /** WebSocket exchanges in flight (establishing or open): destroyed when a drain times out. */
   readonly #upgrades = new Set<Exchange>();
@@ -104,6 +109,14 @@ export class ProxyListener implements ExchangeOwner {
 
   #attach(srv: RequestServer): void {
     this.#servers.push(srv);
+    // An HTTP/2 server sets up Node's compatibility layer when a 'request' listener is added. Its
+    // streams are taken on the stream API instead (h2-downstream.ts); 'request' then carries only
+    // HTTP/1.1 (allowHTTP1). Where a future Node names that hook differently, the layer stays.
+    const setupCompat = srv.listeners('newListener').find((f) => f.name === 'setupCompat');
+    if (setupCompat !== undefined) {
+      srv.off('newListener', setupCompat as (...args: unknown[]) => void);
+      srv.on('stream', this.#onStreamBound);
+    }
     srv.on('request', this.#onRequestBound);
     srv.on('session', (session: ServerHttp2Session) => {
       this.#sessions.add(session);
@@ -139,7 +152,19 @@ export class ProxyListener implements ExchangeOwner {
     await Promise.all(closed);
   }
 
+  #onStream(stream: ServerHttp2Stream, headers: http.IncomingHttpHeaders, raw: string[]): void {
+    stream.on('error', ignoreStreamError);
+    const te = headers.te;
+    this.#handle(new H2Request(stream, headers, raw), new H2Response(stream, typeof te === 'string' && te.includes('trailers')), !stream.endAfterHeaders);
+  }
+
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // HTTP/2 on the compatibility layer (only where the stream API could not be set up).
+    const h2Body = req.httpVersionMajor === 2 && (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+    this.#handle(req, res, h2Body);
+  }
+
+  #handle(req: DownstreamRequest, res: DownstreamResponse, h2Body: boolean): void {
     this.#inflight++;
     const ex = new Exchange(req, res, this);
     const edge = this.#o.edge;
@@ -147,7 +172,7 @@ export class ProxyListener implements ExchangeOwner {
     forwardRequestHeaders(req.rawHeaders, edge ? (req.socket.remoteAddress ?? '') : null, tls ? 'https' : 'http', ex);
     ex.echoRequestId = edge;
     // An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed).
-    if (ex.h2 && !ex.hasBody && (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false) ex.hasBody = true;
+    if (h2Body && !ex.hasBody) ex.hasBody = true;
     if (ex.badRequest !== undefined) {
       ex.fail('BAD_REQUEST', ex.badRequest);
       return;
