@@ -24,25 +24,28 @@ export async function preparePlugins(workDir: string, redisPort: number, core: n
     .setSubject('user-1')
     .setExpirationTime('2h')
     .sign(privateKey);
-  let redis: Pinned | undefined;
-  if (which('redis-server')) {
-    redis = await startPinned(core, 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
-      ready: async () => {
-        const { connect } = await import('node:net');
-        return new Promise<boolean>((resolve) => {
-          const s = connect(redisPort, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        });
-      },
-    });
-  }
+  const redis = await startRedis(redisPort, core);
   return {
     env: { JWT_PUBLIC_KEY: keyFile, ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}) },
     headers: { authorization: `Bearer ${token}`, origin: 'https://app.example.com' },
     redis,
     storeNote: redis ? 'rate-limit counters in a redis-server on the load core (one Lua script per request)' : 'rate-limit counters in memory (redis-server not installed)',
   };
+}
+
+/** A redis-server for the run (no persistence), pinned to `core`; undefined when the binary is missing. */
+export async function startRedis(port: number, core: number): Promise<Pinned | undefined> {
+  if (!which('redis-server')) return undefined;
+  return startPinned(core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
+    ready: async () => {
+      const { connect } = await import('node:net');
+      return new Promise<boolean>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      });
+    },
+  });
 }

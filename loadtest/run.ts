@@ -12,8 +12,8 @@ import { generate, generateH2, pickGenerator, type RunStats } from './generators
 import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, tcpOk, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
-import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, tlsH2Targets, type Target } from './targets.ts';
-import { preparePlugins } from './plugin-setup.ts';
+import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, sidecarTargets, tlsH2Targets, type Target } from './targets.ts';
+import { preparePlugins, startRedis } from './plugin-setup.ts';
 
 /** What a scenario sets up around its targets (keys, a redis-server) and the requests' headers. */
 interface Prepared {
@@ -88,6 +88,19 @@ const SCENARIOS: Record<string, Scenario> = {
     upstreams: [0],
     targets: (base, quick) => (quick ? meshPathTargets(base).slice(2) : meshPathTargets(base)),
     note: 'Both proxies run in one process on the proxy core, so a request costs two proxy hops of that core. Connections on the hop are pooled and kept alive: mTLS costs per-record encryption, not a handshake per request.',
+  },
+  sidecar: {
+    title: "a sidecar's memory and latency at a fixed 2,000 req/s (meshgate proxy, its own process)",
+    upstreams: [0],
+    targets: (base, quick, env) => (quick ? sidecarTargets(base, env).slice(0, 2) : sidecarTargets(base, env)),
+    prepare: async (_dir, base) => {
+      const redis = await startRedis(base + 85, LOAD_CORE);
+      const env: Record<string, string> = redis ? { REDIS_URL: `redis://127.0.0.1:${base + 85}` } : {};
+      return { env, headers: {}, pids: redis ? [redis] : [], note: redis ? 'the sidecars use a redis-server on the load core as their store' : 'the sidecars use the in-memory store (redis-server not installed)' };
+    },
+    rate: 2000,
+    connections: 64,
+    note: 'Requests go to the sidecar\'s inbound listener (plain HTTP; the mTLS hop is measured in mesh-mtls), which forwards them to the app. RSS is the sidecar process\'s after the run; the Node binary alone maps ~40 MB of it (`node -e ""` has 40 MB resident), which every Node process shares with the page cache.',
   },
   'slow-instance': {
     title: 'steady load on three upstreams, one 50 ms slower: meshgate balancers compared',

@@ -82,6 +82,47 @@ export function balancerTargets(basePort: number): Target[] {
   ];
 }
 
+/**
+ * Scenario sidecar: `meshgate proxy --config FILE`, started as a user starts it (bin/meshgate.js,
+ * its own process), serving its inbound listener to the app at a fixed rate; with V8's young
+ * generation as Node sizes it, and capped as the README's memory tuning advises. The store is a
+ * redis-server when one was started for the run (REDIS_URL), as in production.
+ */
+export function sidecarTargets(basePort: number, env: Record<string, string>): Target[] {
+  const sidecar = (name: string, port: number, nodeOptions: string): Target => ({
+    name,
+    kind: 'meshgate',
+    port,
+    start: (core, upstreamPorts, workDir) => {
+      const file = join(workDir, `sidecar-${port}.yaml`);
+      writeFileSync(
+        file,
+        [
+          `node: { service: bench, instance: bench-${port} }`,
+          `app: { port: ${upstreamPorts[0]} }`,
+          `inbound: { address: 127.0.0.1, port: ${port} }`,
+          `outbound: { address: 127.0.0.1, port: ${port + 1} }`,
+          `admin: { address: 127.0.0.1, port: ${port + 2} }`,
+          env.REDIS_URL ? `store: { kind: redis, url: "${env.REDIS_URL}", keyPrefix: "sidecar-${port}:" }` : '',
+          `discovery: { stateDir: ${JSON.stringify(join(workDir, `sidecar-${port}`))} }`,
+          'log: { level: warn, access: false }',
+          '',
+        ].join('\n'),
+      );
+      return startPinned(core, process.execPath, [join(ROOT, 'bin', 'meshgate.js'), 'proxy', '--config', file], {
+        env: { NODE_OPTIONS: nodeOptions },
+        ready: () => httpOk(port),
+        timeoutMs: 30_000,
+      });
+    },
+  });
+  return [
+    { name: 'direct', kind: 'direct', port: 0, start: async () => null },
+    sidecar('meshgate proxy', basePort, ''),
+    sidecar('meshgate proxy, --max-semi-space-size=2', basePort + 10, '--max-semi-space-size=2'),
+  ];
+}
+
 /** Scenarios mesh-latency and mesh-mtls: no proxy vs the full edge → sidecar → app path, plain and mTLS. */
 export function meshPathTargets(basePort: number, withPlain = true): Target[] {
   return [

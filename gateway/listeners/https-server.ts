@@ -1,6 +1,6 @@
 // The edge's HTTPS listener: HTTP/2 and HTTP/1.1 on one port, chosen by ALPN, with certificates by
-// SNI. Both protocols come out as node:http-style request events (HTTP/2 through Node's
-// compatibility layer), so the same ProxyListener, router and policies serve them.
+// SNI. HTTP/1.1 arrives as node:http request events, HTTP/2 as streams (ProxyListener takes them on
+// the stream API); both become Exchanges, so the same router and policies serve them.
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Counter } from 'prom-client';

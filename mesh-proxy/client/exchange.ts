@@ -48,7 +48,7 @@ export class Exchange implements ForwardedRequest {
   readonly startedAt: number;
   readonly method: string;
   readonly idempotent: boolean;
-  /** The client speaks HTTP/2 (Node's compatibility layer): no connection headers, no status text. */
+  /** The client speaks HTTP/2: no connection headers, no status text. */
   readonly h2: boolean;
   // Upstream request: filled by forwardRequestHeaders() and the router.
   headers: string[] = [];

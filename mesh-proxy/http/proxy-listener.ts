@@ -35,7 +35,7 @@ export interface ProxyListenerOptions {
   h2c?: boolean;
 }
 
-/** Any server that emits node:http-style 'request' events: http, https, http2 (compatibility API). */
+/** A server this listener serves: http and https ('request' events), http2 ('stream' events; HTTP/1.1 by ALPN as 'request'). */
 export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer | Http2Server;
 
 /** A stream's errors (a reset by the client) end in its 'close', which the exchange watches. */
