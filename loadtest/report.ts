@@ -55,7 +55,7 @@ function renderBalancerTable(rows: Row[]): string {
 /** Fixed-rate runs against direct: the latency each target adds over it. */
 function renderAddedLatency(rows: Row[]): string {
   const direct = rows.find((r) => r.kind === 'direct');
-  const plus = (a: number, b: number | undefined) => (b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? '–' : `+${(a - b).toFixed(2)}`);
+  const plus = (a: number, b: number | undefined) => (b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? '–' : `${a >= b ? '+' : '−'}${Math.abs(a - b).toFixed(2)}`);
   const lines = ['| target | req/s | p50 ms | p99 ms | max ms | errors | p50 added | p99 added | RSS MB | CPU % |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of rows) {
     lines.push(`| ${r.name} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${r.errors} | ${r === direct ? '–' : plus(r.p50, direct?.p50)} | ${r === direct ? '–' : plus(r.p99, direct?.p99)} | ${f(r.rssMb)} | ${f(r.cpuPct)} |`);
