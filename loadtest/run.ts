@@ -92,7 +92,7 @@ const SCENARIOS: Record<string, Scenario> = {
   sidecar: {
     title: "a sidecar's memory and latency at a fixed 2,000 req/s (meshgate proxy, its own process)",
     upstreams: [0],
-    targets: (base, quick, env) => (quick ? sidecarTargets(base, env).slice(0, 2) : sidecarTargets(base, env)),
+    targets: (base, quick, env) => (quick ? sidecarTargets(base, env).slice(1, 2) : sidecarTargets(base, env)),
     prepare: async (_dir, base) => {
       const redis = await startRedis(base + 85, LOAD_CORE);
       const env: Record<string, string> = redis ? { REDIS_URL: `redis://127.0.0.1:${base + 85}` } : {};

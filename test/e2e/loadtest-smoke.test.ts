@@ -43,6 +43,8 @@ test('npm run loadtest -- --quick prints its tables and stops every process it s
   assert.equal(code, 0, `loadtest exited ${code}: ${err.slice(-1500)}`);
   assert.match(out, /### Scenario plain-h1/);
   assert.match(out, /\| meshgate \| \d+/);
+  assert.match(out, /### Scenario sidecar/);
+  assert.match(out, /\| meshgate proxy \| \d+/, 'the sidecar row, from a `meshgate proxy` process');
   assert.match(out, /### Scenario slow-instance/);
   assert.match(out, /\| meshgate p2c-ewma \| \d+/);
   // 1. every process it started is gone, and nothing listens on its ports
