@@ -10,8 +10,8 @@ import { forwardResponseHeaders, type ForwardedRequest } from '../http/forward-h
 import { formatGrpcTimeout } from '../http/deadline.ts';
 import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts';
 import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
-import { addHeader, trailerObject, valueOf } from '../http/header-lists.ts';
-import { H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from '../http/h2-downstream.ts';
+import { trailerObject, valueOf } from '../http/header-lists.ts';
+import { compatStart, H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from '../http/h2-downstream.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 import type { CompiledSplit } from '../traffic/split-picker.ts';
@@ -20,8 +20,6 @@ import type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, Failove
 export type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, FailoverRescuer, GrpcWebTranslation, UpgradeRequest } from './exchange-hooks.ts';
 
 type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
-/** Node's compatibility-layer response (HTTP/2 where the stream API could not be used). */
-type CompatH2Response = ServerResponse & { stream?: import('node:http2').ServerHttp2Stream };
 
 const kExchange = Symbol('meshgate.exchange');
 type TrackedResponse = DownstreamResponse & { [kExchange]?: Exchange };
@@ -204,29 +202,12 @@ export class Exchange implements ForwardedRequest {
       this.grpcWeb?.responseHeaders(headers);
     }
     if (this.res instanceof H2Response) {
-      if (endStream) {
-        // A gRPC client reads a status only from a HEADERS frame that ends the stream.
-        this.res.respondAndEnd(statusCode, headers);
-        this.#endedWithHeaders = true;
-        return;
-      }
-      // An HTTP/2 upstream (no reason phrase) may end its response with trailers.
-      if (statusText === '') this.res.trailersWanted = true;
-      this.res.writeHead(statusCode, headers);
+      // An HTTP/2 upstream sends no reason phrase.
+      this.#endedWithHeaders = this.res.start(statusCode, headers, endStream, statusText === '');
       return;
     }
     if (this.h2) {
-      const stream = (this.res as unknown as CompatH2Response).stream;
-      if (endStream && stream !== undefined) {
-        // Node's compatibility layer always sends the end of a response as a frame of its own;
-        // a gRPC client reads a status only from a HEADERS frame that ends the stream.
-        const out: Record<string, string | string[] | number> = { ':status': statusCode };
-        for (let i = 0; i < headers.length; i += 2) addHeader(out, headers[i].toLowerCase(), headers[i + 1]);
-        stream.respond(out, { endStream: true });
-        this.#endedWithHeaders = true;
-        return;
-      }
-      this.res.writeHead(statusCode, headers);
+      this.#endedWithHeaders = compatStart(this.res as unknown as ServerResponse, statusCode, headers, endStream);
       return;
     }
     if (this.owner.draining) headers.push('connection', 'close');

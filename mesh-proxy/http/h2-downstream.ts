@@ -3,7 +3,7 @@
 // copies every header through setHeader(), and always ends a response with a frame of its own;
 // measured with h2load, a forwarder on the stream API carried ~20% more than one on the layer. These
 // two classes are the part of IncomingMessage and ServerResponse the proxy uses, over one stream.
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -146,6 +146,22 @@ export class H2Response implements DownstreamResponse {
     return this;
   }
 
+  /**
+   * Sends a proxied response's headers; true when they also ended the stream. `endStream`: the
+   * upstream's reply was only headers (a gRPC trailers-only reply, whose client reads the status
+   * only from a HEADERS frame that ends the stream). `fromH2`: the upstream speaks HTTP/2, so
+   * trailers may follow unannounced.
+   */
+  start(status: number, headers: string[], endStream: boolean, fromH2: boolean): boolean {
+    if (endStream) {
+      this.respondAndEnd(status, headers);
+      return true;
+    }
+    if (fromH2) this.trailersWanted = true;
+    this.writeHead(status, headers);
+    return false;
+  }
+
   /** A response that is only headers: one HEADERS frame that ends the stream (a gRPC trailers-only reply). */
   respondAndEnd(status: number, headers: OutgoingHttpHeaders | string[]): void {
     if (!this.stream.destroyed && !this.stream.headersSent) this.stream.respond(toH2Headers(status, headers), { endStream: true });
@@ -211,4 +227,19 @@ function connectionSpecific(lower: string): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Starts a proxied response on Node's compatibility layer (HTTP/2 where the stream API could not be
+ * set up); true when the headers ended the stream. The layer always sends the end of a response as
+ * a frame of its own, so a trailers-only reply goes out on its stream directly.
+ */
+export function compatStart(res: ServerResponse, status: number, headers: string[], endStream: boolean): boolean {
+  const stream = (res as ServerResponse & { stream?: ServerHttp2Stream }).stream;
+  if (endStream && stream !== undefined) {
+    stream.respond(toH2Headers(status, headers), { endStream: true });
+    return true;
+  }
+  res.writeHead(status, headers);
+  return false;
 }
