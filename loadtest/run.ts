@@ -148,7 +148,8 @@ for (const s of selected) {
 const quick = values.quick;
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const seconds = Number(values.duration ?? (quick ? 1 : 5));
-const warmupSeconds = quick ? 1 : 2;
+// A smoke run (--quick) measures nothing worth warming up for.
+const warmupSeconds = quick ? 0 : 2;
 const connections = Number(values.connections);
 const basePort = Number(values['base-port']);
 const multiCore = cpus().length >= 2;
@@ -196,7 +197,7 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
       const extra = s.grpc ? ['-d', grpcBody(), '-H', 'content-type: application/grpc', '-H', 'te: trailers'] : [];
       const load = (secs: number) =>
         s.h2Streams !== undefined ? generateH2(LOAD_CORE, url, conns, s.h2Streams, secs, join(workDir, `h2load-${++h2Runs}.log`), extra) : generate(gen, LOAD_CORE, url, conns, secs, s.rate, prepared?.headers);
-      await load(warmupSeconds);
+      if (warmupSeconds > 0) await load(warmupSeconds);
       const p = procs.get(t) ?? null;
       const cpu0 = p ? cpuSeconds(p.pid) : NaN;
       const t0 = performance.now();
