@@ -7,7 +7,7 @@ import { isValidRequestId, newRequestId, nextTraceparent } from './ids.ts';
 import { GrpcKind, grpcKindOf } from './grpc.ts';
 
 /** Fields that never cross a hop. `expect` too: the listener already answered 100-continue. */
-function hopByHop(lower: string): boolean {
+export function hopByHop(lower: string): boolean {
   switch (lower) {
     case 'connection':
     case 'keep-alive':

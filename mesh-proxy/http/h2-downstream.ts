@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { hopByHop } from './forward-headers.ts';
 import { addHeader } from './header-lists.ts';
 
 /** What an exchange reads of its request, from node:http or from an HTTP/2 stream. */
@@ -83,7 +84,8 @@ class H2Body extends Readable {
     this.#stream = stream as BodySource;
     this.#stream[kBody] = this;
     stream.on('data', onBodyData);
-    stream.once('end', onBodyEnd);
+    // 'on', not 'once': the event comes once anyway, and once() wraps the listener in a closure.
+    stream.on('end', onBodyEnd);
   }
 
   override _read(): void {
@@ -130,7 +132,7 @@ export class H2Response implements DownstreamResponse {
     this.stream = stream;
     this.trailersWanted = trailersWanted;
     (stream as TaggedStream)[kResponse] = this;
-    stream.once('close', onStreamClose);
+    stream.on('close', onStreamClose);
   }
 
   get headersSent(): boolean {
@@ -142,7 +144,7 @@ export class H2Response implements DownstreamResponse {
     const headers = typeof a === 'string' ? b! : a;
     if (this.stream.destroyed || this.stream.headersSent) return this;
     this.stream.respond(toH2Headers(status, headers), this.trailersWanted ? { waitForTrailers: true } : undefined);
-    if (this.trailersWanted) this.stream.once('wantTrailers', onWantTrailers);
+    if (this.trailersWanted) this.stream.on('wantTrailers', onWantTrailers);
     return this;
   }
 
@@ -199,34 +201,22 @@ export class H2Response implements DownstreamResponse {
   }
 }
 
-/** Response headers as node:http2 takes them; connection-specific fields cannot cross into HTTP/2. */
+/**
+ * Response headers as node:http2 takes them. A flat list is a proxied response's, already without
+ * hop-by-hop fields (forwardResponseHeaders); an object is a local reply's, whose extra headers (a
+ * plugin's) may name one, which HTTP/2 forbids.
+ */
 function toH2Headers(status: number, headers: OutgoingHttpHeaders | string[]): OutgoingHttpHeaders {
   const out: Record<string, string | string[] | number> = { ':status': status };
   if (Array.isArray(headers)) {
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i].toLowerCase();
-      if (!connectionSpecific(name)) addHeader(out, name, headers[i + 1]);
-    }
+    for (let i = 0; i < headers.length; i += 2) addHeader(out, headers[i].toLowerCase(), headers[i + 1]);
     return out;
   }
   for (const name in headers) {
     const v = headers[name];
-    if (v !== undefined && !connectionSpecific(name)) out[name] = v;
+    if (v !== undefined && !hopByHop(name)) out[name] = v;
   }
   return out;
-}
-
-function connectionSpecific(lower: string): boolean {
-  switch (lower) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'upgrade':
-      return true;
-    default:
-      return false;
-  }
 }
 
 /**
