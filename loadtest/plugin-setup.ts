@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import { startPinned, which, type Pinned } from './proc.ts';
+import { startRedis, type Pinned } from './proc.ts';
 
 export interface PluginSetup {
   env: Record<string, string>;
@@ -33,19 +33,3 @@ export async function preparePlugins(workDir: string, redisPort: number, core: n
   };
 }
 
-/** A redis-server for the run (no persistence), pinned to `core`; undefined when the binary is missing. */
-export async function startRedis(port: number, core: number): Promise<Pinned | undefined> {
-  if (!which('redis-server')) return undefined;
-  return startPinned(core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
-    ready: async () => {
-      const { connect } = await import('node:net');
-      return new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      });
-    },
-  });
-}

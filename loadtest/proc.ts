@@ -88,3 +88,9 @@ export function tcpOk(port: number): Promise<boolean> {
     s.on('error', () => resolve(false));
   });
 }
+
+/** A redis-server for the run (no persistence), pinned to `core`; undefined when the binary is missing. */
+export async function startRedis(port: number, core: number): Promise<Pinned | undefined> {
+  if (!which('redis-server')) return undefined;
+  return startPinned(core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { ready: () => tcpOk(port) });
+}

@@ -9,11 +9,11 @@ import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, generateH2, pickGenerator, type RunStats } from './generators.ts';
-import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, stopPid, tcpOk, which, type Pinned } from './proc.ts';
+import { cpuSeconds, HAS_TASKSET, rssMb, startPinned, startRedis, stopPid, tcpOk, which, type Pinned } from './proc.ts';
 import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
 import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, sidecarTargets, tlsH2Targets, type Target } from './targets.ts';
-import { preparePlugins, startRedis } from './plugin-setup.ts';
+import { preparePlugins } from './plugin-setup.ts';
 
 /** What a scenario sets up around its targets (keys, a redis-server) and the requests' headers. */
 interface Prepared {
