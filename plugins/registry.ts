@@ -13,9 +13,6 @@ export type PluginRegistry = ReadonlyMap<string, PluginDefinition>;
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
-/** Every plugin name a registry can hold without a plugin directory. */
-export { BUILTIN_NAMES };
-
 /** The built-ins named in `used` (all of them when omitted), loaded on first use. */
 export async function builtinRegistry(used?: Iterable<string>): Promise<Map<string, PluginDefinition>> {
   const names = used === undefined ? BUILTIN_NAMES : [...new Set(used)].filter((n) => Object.hasOwn(BUILTIN_PLUGINS, n));
