@@ -19,6 +19,14 @@ export class AdminError extends Error {
   }
 }
 
+/** The options every command that asks a running proxy's admin API takes (parseArgs form). */
+export const ADMIN_OPTIONS = {
+  admin: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export interface AdminTarget {
   readonly base: string;
   readonly token: string | undefined;

@@ -1,7 +1,7 @@
 // `meshgate explain`: asks a running gateway what it would do with a request, and why.
 import { parseArgs } from 'node:util';
 import { EXIT_OK, EXIT_USAGE } from '../lifecycle.ts';
-import { adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
+import { ADMIN_OPTIONS, adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const EXPLAIN_HELP = `Usage: meshgate explain [METHOD] URL|PATH [-H 'Name: value']... [--host HOST] [--admin URL] [--token TOKEN] [--json]
 
@@ -44,10 +44,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     options: {
       header: { type: 'string', short: 'H', multiple: true },
       host: { type: 'string' },
-      admin: { type: 'string' },
-      token: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
+      ...ADMIN_OPTIONS,
     },
     allowPositionals: true,
     strict: true,

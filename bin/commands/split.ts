@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { EXIT_OK, EXIT_USAGE } from '../lifecycle.ts';
 import { describeSplit, parseWeights, SplitError, type MatchRule, type TrafficSplit } from '../../mesh-proxy/traffic/split.ts';
-import { AdminError, adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
+import { ADMIN_OPTIONS, AdminError, adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const SPLIT_HELP = `Usage: meshgate split set SERVICE SUBSET=WEIGHT... [--by KEY] [--match SUBSET@header:NAME=VALUE]...
                           [--match SUBSET@cookie:NAME=VALUE]... [--mirror SUBSET:PERCENT] [--expect-version N]
@@ -50,10 +50,7 @@ export async function splitCommand(argv: string[]): Promise<number> {
       match: { type: 'string', multiple: true },
       mirror: { type: 'string' },
       'expect-version': { type: 'string' },
-      admin: { type: 'string' },
-      token: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
+      ...ADMIN_OPTIONS,
     },
     allowPositionals: true,
     strict: true,

@@ -3,7 +3,8 @@
 // splits, and the datacenter failover plan.
 import { parseArgs } from 'node:util';
 import { EXIT_OK } from '../lifecycle.ts';
-import { adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
+import type { EndpointsDoc, EndpointView } from '../../mesh-proxy/admin/endpoints-view.ts';
+import { ADMIN_OPTIONS, adminJson, adminTarget, table, withAdmin } from './admin-client.ts';
 
 export const STATUS_HELP = `Usage: meshgate status [--admin URL] [--token TOKEN] [--json]
 
@@ -17,25 +18,6 @@ Options:
   --token TOKEN   the admin token, when one is configured (or MESHGATE_ADMIN_TOKEN)
   --json          everything as one JSON document
   -h, --help      show this help`;
-
-interface EndpointView {
-  id: string;
-  address: string;
-  port: number;
-  dc: string;
-  zone: string;
-  metadata: Record<string, string>;
-  ewmaMs: number;
-  inFlight: number;
-  breaker: { state: string; openForMs: number };
-  ejected: { forMs: number | null; reason: string } | null;
-}
-
-interface EndpointsDoc {
-  source: string;
-  stalenessSeconds: number | null;
-  services: Record<string, EndpointView[]>;
-}
 
 interface DatacentersDoc {
   dc: string;
@@ -55,7 +37,7 @@ interface Split {
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: ADMIN_OPTIONS,
     strict: true,
   });
   if (values.help) {

@@ -10,6 +10,7 @@
 //
 // The request path reads local memory only. Open breakers are shared through the store's breaker
 // board, off the request path: published when a breaker here opens, applied when another proxy's does.
+import type { EndpointView } from '../admin/endpoints-view.ts';
 import type { ServicePolicy } from '../../config/schema.ts';
 import type { Endpoint, EndpointSource } from '../discovery/endpoint.ts';
 import { statsOf } from '../balancer/create-balancer.ts';
@@ -152,8 +153,8 @@ export class MeshClient implements ServiceContext {
   }
 
   /** The admin API's view: every endpoint with its latency estimate, load, breaker and ejection. */
-  describe(): Record<string, object[]> {
-    const out: Record<string, object[]> = {};
+  describe(): Record<string, EndpointView[]> {
+    const out: Record<string, EndpointView[]> = {};
     const now = Date.now();
     for (const s of this.cache.services()) {
       const svc = this.service(s.service);

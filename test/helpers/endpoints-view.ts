@@ -4,21 +4,8 @@ import { Agent, request } from 'undici';
 export const REGISTRY_PREFIX = 'meshgate:{registry}:';
 export const REGISTRY_CHANNEL = `${REGISTRY_PREFIX}events`;
 
-export interface EndpointView {
-  id: string;
-  address: string;
-  port: number;
-  dc: string;
-  zone: string;
-  metadata: Record<string, string>;
-}
-
-export interface EndpointsDoc {
-  source: 'none' | 'store' | 'disk';
-  lastSyncAt: string | null;
-  stalenessSeconds: number | null;
-  services: Record<string, EndpointView[]>;
-}
+export type { EndpointsDoc, EndpointView } from '../../mesh-proxy/admin/endpoints-view.ts';
+import type { EndpointsDoc, EndpointView } from '../../mesh-proxy/admin/endpoints-view.ts';
 
 export const agent = new Agent({ keepAliveTimeout: 1000, connections: 8 });
 

@@ -89,9 +89,9 @@ async function startProxy(o: {
 }
 
 /** The instance a sidecar registered (its inbound port is the one it bound, since the config says 0). */
-async function registeredInstance(p: Proxy): Promise<EndpointView & { service: string }> {
+async function registeredInstance(p: Proxy): Promise<Pick<EndpointView, 'id' | 'address' | 'port' | 'dc' | 'zone' | 'metadata'> & { service: string }> {
   const doc = await waitFor(`${p.id} /instance`, async () => {
-    const d = await getJson<{ instance?: EndpointView & { service: string } }>(`${p.admin}/instance`);
+    const d = await getJson<{ instance?: Pick<EndpointView, 'id' | 'address' | 'port' | 'dc' | 'zone' | 'metadata'> & { service: string } }>(`${p.admin}/instance`);
     return d.instance;
   }, 20_000);
   return doc;

@@ -9,6 +9,7 @@ import { MeshgateProcess, tempDir, writeConfig } from '../helpers/cli.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { RedisServer } from '../helpers/redis-server.ts';
 import { steadyLoad } from '../helpers/load.ts';
+import type { EndpointsDoc } from '../../mesh-proxy/admin/endpoints-view.ts';
 
 let redis: RedisServer;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -20,13 +21,8 @@ after(async () => {
   await redis?.stop();
 });
 
-interface EndpointView {
-  id: string;
-  breaker: { state: string };
-}
-
 async function breakerState(adminPort: number, service: string, id: string): Promise<string | undefined> {
-  const v = (await call(`http://127.0.0.1:${adminPort}/endpoints`)).json<{ services: Record<string, EndpointView[]> }>();
+  const v = (await call(`http://127.0.0.1:${adminPort}/endpoints`)).json<EndpointsDoc>();
   return v.services[service]?.find((e) => e.id === id)?.breaker.state;
 }
 

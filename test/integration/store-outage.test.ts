@@ -57,7 +57,7 @@ function endpoints(p: Proxy): Promise<EndpointsDoc> {
 }
 
 /** The registered part of an /endpoints entry (the view also carries live balancer and breaker state). */
-function identity(e: EndpointView | undefined): EndpointView {
+function identity(e: EndpointView | undefined): Pick<EndpointView, 'id' | 'address' | 'port' | 'dc' | 'zone' | 'metadata'> {
   assert.ok(e, 'endpoint present');
   const { id, address, port, dc, zone, metadata } = e;
   return { id, address, port, dc, zone, metadata };
