@@ -3,9 +3,8 @@
 // interface undici 7 also offers is adapted onto this one and parses every response's headers into
 // an object, which a proxy never needs. The attempt classifies what happened and reports it to its
 // owner, which decides between relaying, retrying and failing.
-import type { Dispatcher } from 'undici';
 import { streamedBody } from './body-limit.ts';
-import type { UpstreamPool } from './endpoint-pools.ts';
+import type { UpstreamDispatch, UpstreamPool } from './endpoint-pools.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
 import type { Cancellable, Exchange } from './exchange.ts';
@@ -21,7 +20,7 @@ const REQUEST_REJECTED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED'
 
 export interface AttemptOwner {
   /** A response with a failing status arrived: true to discard it and retry instead of relaying it. */
-  retryOnStatus(a: Attempt, status: number, rawHeaders: Buffer[]): boolean;
+  retryOnStatus(a: Attempt, status: number, rawHeaders: readonly string[]): boolean;
   /** The try ended: response relayed, response discarded for a retry, or transport failure. */
   settled(a: Attempt, verdict: Verdict, err: (Error & { code?: string }) | undefined): void;
 }
@@ -81,7 +80,7 @@ export class Attempt implements Cancellable {
   }
 
   /** `endStream` (HTTP/2 only): the HEADERS frame ended the response (a gRPC trailers-only reply). */
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, endStream = false): boolean {
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string, endStream = false): boolean {
     if (statusCode < 200) return true; // 1xx informational: not relayed over HTTP/1.1
     if (this.ex.done) return this.#stop();
     this.#verdict = classifyStatus(statusCode);
@@ -112,8 +111,8 @@ export class Attempt implements Cancellable {
     return false;
   }
 
-  /** `trailers`: undici's raw list (HTTP/1.1 chunked trailers) or the HTTP/2 trailers object. */
-  onComplete(trailers?: Buffer[] | Record<string, string | string[] | undefined> | null): void {
+  /** `trailers`: the raw list (HTTP/1.1 chunked trailers) or the HTTP/2 trailers object. */
+  onComplete(trailers?: string[] | Record<string, string | string[] | undefined> | null): void {
     if (!this.discarding) this.ex.end(trailers);
     this.#settle(this.#verdict, undefined);
   }
@@ -136,10 +135,10 @@ export class Attempt implements Cancellable {
   }
 }
 
-/** A header's value from undici's raw list (retry path only, so a linear scan is fine). */
-export function headerOf(raw: Buffer[], lowerName: string): string | undefined {
+/** A header's value from a raw list (retry path only, so a linear scan is fine). */
+export function headerOf(raw: readonly string[], lowerName: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === lowerName.length && raw[i].toString('latin1').toLowerCase() === lowerName) return raw[i + 1].toString('latin1');
+    if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) return raw[i + 1];
   }
   return undefined;
 }
@@ -147,15 +146,15 @@ export function headerOf(raw: Buffer[], lowerName: string): string | undefined {
 /** Hands an attempt to a connection pool with its per-try timeouts. */
 export function dispatchAttempt(pool: UpstreamPool, a: Attempt, headersTimeoutMs: number, bodyTimeoutMs: number): void {
   const ex = a.ex;
-  const opts: Dispatcher.DispatchOptions = {
+  const opts: UpstreamDispatch = {
     path: ex.path,
-    method: ex.method as Dispatcher.HttpMethod,
+    method: ex.method,
     headers: ex.headers,
     body: ex.body ?? (ex.streamedBody ? streamedBody(ex) : null),
     headersTimeout: headersTimeoutMs,
     bodyTimeout: bodyTimeoutMs,
   };
-  // Requests undici refuses (e.g. characters it will not put on the wire) come back through
+  // Requests the pool refuses (e.g. characters it will not put on the wire) come back through
   // onError with UND_ERR_INVALID_ARG, never as a throw.
-  (pool as Dispatcher).dispatch(opts, a as unknown as Dispatcher.DispatchHandler);
+  pool.dispatch(opts, a);
 }

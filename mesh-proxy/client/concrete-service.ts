@@ -266,7 +266,7 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
 
   // --- outcomes (AttemptOwner) ------------------------------------------------------------------
 
-  retryOnStatus(a: Attempt, status: number, rawHeaders: Buffer[]): boolean {
+  retryOnStatus(a: Attempt, status: number, rawHeaders: readonly string[]): boolean {
     const cond = RETRY_STATUS[status];
     if (cond === undefined || !this.policy.retry.on.has(cond)) return this.#rescueInstead(a, status, rawHeaders);
     this.#releaseRetrySlot(a); // this try is over either way; its slot may serve the next
@@ -280,7 +280,7 @@ export class ConcreteService implements AttemptOwner, ExchangeHolder {
    * unreachable, x-meshgate-error) is dropped and the exchange failed locally, which offers it to
    * the datacenter failover (Exchange.fail) before any error reaches the client.
    */
-  #rescueInstead(a: Attempt, status: number, rawHeaders: Buffer[]): boolean {
+  #rescueInstead(a: Attempt, status: number, rawHeaders: readonly string[]): boolean {
     const ex = a.ex;
     if (ex.failover === undefined || (status !== 502 && status !== 503) || headerOf(rawHeaders, ERROR_HEADER) === undefined) return false;
     ex.rescueAfterDiscard = true;

@@ -1,19 +1,22 @@
-// One connection pool per endpoint: undici's keep-alive Pool for HTTP/1.1, an H2Pool of multiplexed
-// sessions for HTTP/2. Pools of endpoints that left the registry are closed gracefully: requests
+// One connection pool per endpoint: an H1Pool of keep-alive connections for HTTP/1.1, an H2Pool of
+// multiplexed sessions for HTTP/2. Pools of endpoints that left the registry are closed gracefully: requests
 // already on them finish first.
 // An endpoint that registered a SPIFFE identity is reached over mTLS (its pool's connector verifies
 // that identity); the others over plain TCP (or TLS for a service configured `protocol: h2`).
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { buildConnector as Connector, Pool as PoolTypes } from 'undici';
-import { buildConnector, Pool } from './undici-parts.ts';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from './undici-parts.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import { tlsRequiredConnector, tlsRequiredSocket, type PeerConnectors } from '../identity/mtls-connector.ts';
+import { H1Pool, type H1DispatchOptions } from './h1-pool.ts';
 import { H2Pool } from './h2-pool.ts';
 import type { CompiledPolicy } from './policy.ts';
 
-/** What a try is dispatched on: undici's Pool (HTTP/1.1) or an H2Pool. */
-export type UpstreamPool = Pool | H2Pool;
+/** What a try is dispatched on: an H1Pool or an H2Pool. */
+export type UpstreamPool = H1Pool | H2Pool;
+/** One request as either pool takes it (the two option shapes are the same). */
+export type UpstreamDispatch = H1DispatchOptions;
 
 /** How to reach an endpoint: its service's configured protocol, else what the instance registered. */
 export function endpointProtocol(ep: Endpoint, policy: CompiledPolicy): 'http1' | 'h2' | 'h2c' {
@@ -109,16 +112,16 @@ export function createH2Pool(host: string, port: number, policy: CompiledPolicy,
   });
 }
 
-export function createPool(origin: string, policy: CompiledPolicy, connect?: PoolTypes.Options['connect']): Pool {
-  return new Pool(origin, {
-    // A custom connector applies its own connect timeout.
-    ...(connect !== undefined ? { connect } : {}),
-    connections: policy.connections,
-    pipelining: 1,
-    connectTimeout: policy.connectTimeoutMs,
-    keepAliveTimeout: policy.keepAliveMs,
+/** HTTP/1.1 connections to `origin`; `connect` (mTLS) applies its own connect timeout. */
+export function createPool(origin: string, policy: CompiledPolicy, connect?: Connector.connector): H1Pool {
+  const url = new URL(origin);
+  return new H1Pool({
+    host: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    protocol: url.protocol === 'https:' ? 'https:' : 'http:',
+    maxConnections: policy.connections,
+    idleMs: policy.keepAliveMs,
     // The per-request timeouts are set on each dispatch from the route and service policy.
-    headersTimeout: policy.requestTimeoutMs,
-    bodyTimeout: policy.requestTimeoutMs,
+    connect: connect ?? buildConnector({ timeout: policy.connectTimeoutMs }),
   });
 }

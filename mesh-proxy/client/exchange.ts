@@ -19,7 +19,7 @@ import type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, Failove
 
 export type { Cancellable, ExchangeHolder, ExchangeHooks, ExchangeOwner, FailoverRescuer, GrpcWebTranslation, UpgradeRequest } from './exchange-hooks.ts';
 
-type Trailers = Buffer[] | Record<string, string | string[] | undefined> | null | undefined;
+type Trailers = string[] | Record<string, string | string[] | undefined> | null | undefined;
 
 const kExchange = Symbol('meshgate.exchange');
 type TrackedResponse = DownstreamResponse & { [kExchange]?: Exchange };
@@ -186,7 +186,7 @@ export class Exchange implements ForwardedRequest {
   }
 
   /** The chosen try's response starts: headers go to the client; the deadline now only bounds idleness. */
-  commit(statusCode: number, statusText: string, rawHeaders: Buffer[], endpoint: Endpoint | undefined, endStream = false): void {
+  commit(statusCode: number, statusText: string, rawHeaders: readonly string[], endpoint: Endpoint | undefined, endStream = false): void {
     this.committed = true;
     this.statusCode = statusCode;
     if (endpoint) this.endpoint = endpoint;

@@ -23,7 +23,7 @@ export class H2Error extends Error {
 /** The undici dispatch handler subset Attempt implements; onComplete gets the response trailers. */
 export interface H2Handler {
   onConnect(abort: (err?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, endStream: boolean): boolean;
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string, endStream: boolean): boolean;
   onData(chunk: Buffer): boolean;
   onComplete(trailers: IncomingHttpHeaders | null): void;
   onError(err: Error): void;
@@ -114,13 +114,13 @@ function onStreamResponse(this: TaggedStream, headers: IncomingHttpHeaders, flag
   if (req.finished) return;
   req.responded = true;
   this.setTimeout(req.opts.bodyTimeout, onStreamTimeout);
-  const raw: Buffer[] = [];
+  const raw: string[] = [];
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const v = headers[name];
     if (v === undefined) continue;
-    if (Array.isArray(v)) for (const one of v) raw.push(Buffer.from(name, 'latin1'), Buffer.from(one, 'latin1'));
-    else raw.push(Buffer.from(name, 'latin1'), Buffer.from(String(v), 'latin1'));
+    if (Array.isArray(v)) for (const one of v) raw.push(name, one);
+    else raw.push(name, String(v));
   }
   // A HEADERS frame that ends the stream is a gRPC trailers-only reply: relayed as one too.
   if (req.handler.onHeaders(Number(headers[':status']), raw, req.resume, '', (flags & END_STREAM) !== 0) === false) this.pause();

@@ -37,9 +37,6 @@ class TunnelError extends Error {
 /** The listener destroys a client's socket with this at the end of its drain. */
 export const SHUTDOWN_ERROR = 'ERR_MESH_SHUTDOWN';
 
-function latin1(s: string): Buffer {
-  return Buffer.from(s, 'latin1');
-}
 
 export class Tunnel extends Attempt {
   readonly #connect: Connector;
@@ -136,7 +133,7 @@ export class Tunnel extends Attempt {
     }
     this.#response = res;
     this.#verdict = classifyStatus(res.statusCode ?? 502);
-    ex.commit(res.statusCode ?? 502, res.statusMessage ?? '', res.rawHeaders.map(latin1), this.endpoint);
+    ex.commit(res.statusCode ?? 502, res.statusMessage ?? '', res.rawHeaders, this.endpoint);
     res.on('data', this.#onData);
     res.on('end', this.#onEnd);
     res.on('error', this.#onRequestError);
@@ -169,7 +166,7 @@ export class Tunnel extends Attempt {
       this.#report('reset', new TunnelError(BAD_UPGRADE_ERROR, `upstream ${this.endpoint.authority} switched to ${JSON.stringify(protocol ?? null)} instead of ${up.protocol}`));
       return;
     }
-    const headers = forwardResponseHeaders(res.rawHeaders.map(latin1), ex.echoRequestId);
+    const headers = forwardResponseHeaders(res.rawHeaders, ex.echoRequestId);
     if (ex.echoRequestId) headers.push('x-request-id', ex.requestId);
     if (ex.hooks !== undefined) ex.hooks.onResponse(ex, 101, headers, false);
     headers.push('connection', 'Upgrade', 'upgrade', protocol);

@@ -183,11 +183,11 @@ function dropConnectionNamed(headers: string[], tokens: string): void {
  * The upstream's response headers as Node's writeHead() takes them (a flat [name, value, ...]
  * list), without hop-by-hop fields. Framing is Node's job on the client side.
  */
-export function forwardResponseHeaders(raw: Buffer[], dropRequestId = false): string[] {
+export function forwardResponseHeaders(raw: readonly string[], dropRequestId = false): string[] {
   const out: string[] = [];
   let connectionTokens: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1');
+    const name = raw[i];
     if (INTEREST.has(name.length)) {
       const lower = name.toLowerCase();
       // The edge states the request id itself; an upstream's copy would make it appear twice.
@@ -195,13 +195,13 @@ export function forwardResponseHeaders(raw: Buffer[], dropRequestId = false): st
       if (hopByHop(lower)) {
         if (lower === 'connection') {
           // Several Connection lines each name fields to drop (RFC 9110 §5.3: they combine).
-          const v = raw[i + 1].toString('latin1');
+          const v = raw[i + 1];
           connectionTokens = connectionTokens === undefined ? v : `${connectionTokens},${v}`;
         }
         continue;
       }
     }
-    out.push(name, raw[i + 1].toString('latin1'));
+    out.push(name, raw[i + 1]);
   }
   if (connectionTokens !== undefined) dropConnectionNamed(out, connectionTokens);
   return out;

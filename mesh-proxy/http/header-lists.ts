@@ -12,15 +12,15 @@ export function addHeader(out: Record<string, string | string[] | number>, name:
   else out[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
 }
 
-/** Trailers as an object of lower-case names, from undici's raw list or an HTTP/2 trailers object. */
-export function trailerObject(trailers: Buffer[] | Record<string, string | string[] | undefined>): Record<string, string | string[]> | undefined {
-  // undici reports "no trailers" as an empty list on every HTTP/1.1 response: nothing to allocate.
+/** Trailers as an object of lower-case names, from an HTTP/1.1 raw list or an HTTP/2 trailers object. */
+export function trailerObject(trailers: string[] | Record<string, string | string[] | undefined>): Record<string, string | string[]> | undefined {
+  // "No trailers" is an empty list on every HTTP/1.1 response: nothing to allocate.
   if (Array.isArray(trailers) && trailers.length === 0) return undefined;
   const out: Record<string, string | string[]> = {};
   let any = false;
   if (Array.isArray(trailers)) {
     for (let i = 0; i < trailers.length; i += 2) {
-      addHeader(out as Record<string, string | string[] | number>, trailers[i].toString('latin1').toLowerCase(), trailers[i + 1].toString('latin1'));
+      addHeader(out as Record<string, string | string[] | number>, trailers[i].toLowerCase(), trailers[i + 1]);
       any = true;
     }
   } else {

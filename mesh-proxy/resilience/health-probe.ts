@@ -1,7 +1,6 @@
 // One active health check through an endpoint's own pool (HTTP/1.1 or HTTP/2 alike): a GET of a
 // path that must answer 2xx, or the gRPC health-checking protocol (grpc/doc/health-checking.md):
 // grpc.health.v1.Health/Check must end with grpc-status 0 and the status SERVING.
-import type { Dispatcher } from 'undici';
 import type { UpstreamPool } from '../client/endpoint-pools.ts';
 
 /** HealthCheckResponse.status SERVING: field 1, varint 1. */
@@ -42,16 +41,16 @@ class ProbeHandler {
   }
 
   onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[]): boolean {
+  onHeaders(status: number, raw: string[]): boolean {
     this.status = status;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i].toString('latin1').toLowerCase() === 'grpc-status') this.grpcStatus = raw[i + 1].toString('latin1');
+    for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === 'grpc-status') this.grpcStatus = raw[i + 1];
     return true;
   }
   onData(chunk: Buffer): boolean {
     if (this.#grpc && this.chunks.length < 16) this.chunks.push(chunk);
     return true;
   }
-  onComplete(trailers?: Buffer[] | Record<string, string | string[] | undefined> | null): void {
+  onComplete(trailers?: string[] | Record<string, string | string[] | undefined> | null): void {
     if (trailers && !Array.isArray(trailers) && typeof trailers['grpc-status'] === 'string') this.grpcStatus = trailers['grpc-status'];
     if (!this.#grpc) {
       this.#resolve(this.status >= 200 && this.status < 300);
@@ -78,9 +77,6 @@ export function probe(pool: UpstreamPool, spec: ProbeSpec): Promise<boolean> {
         body: healthCheckRequest(spec.grpcService!),
       }
     : { path: spec.path, method: 'GET', headers: ['host', spec.authority, 'user-agent', 'meshgate-health-check'], body: null };
-  (pool as Dispatcher).dispatch(
-    { ...opts, method: opts.method as Dispatcher.HttpMethod, headersTimeout: spec.timeoutMs, bodyTimeout: spec.timeoutMs },
-    h as unknown as Dispatcher.DispatchHandler,
-  );
+  pool.dispatch({ ...opts, headersTimeout: spec.timeoutMs, bodyTimeout: spec.timeoutMs }, h);
   return h.done;
 }

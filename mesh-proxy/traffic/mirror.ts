@@ -2,7 +2,6 @@
 // mirror subset, its response discarded. It never delays or fails the caller: the copy is sent
 // only for requests whose body is already in memory (or that have none), beside the real try, and
 // past MAX_IN_FLIGHT copies per service further ones are dropped and counted.
-import type { Dispatcher } from 'undici';
 import type { Counter } from 'prom-client';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { Exchange } from '../client/exchange.ts';
@@ -60,10 +59,7 @@ export class Mirror {
     headers.push(SHADOW_HEADER, '1');
     this.#inFlight++;
     this.#counter.inc({ service: this.service, subset, result: 'sent' });
-    (pool(ep) as Dispatcher).dispatch(
-      { path: ex.path, method: ex.method as Dispatcher.HttpMethod, headers, body: ex.body, headersTimeout: MIRROR_TIMEOUT_MS, bodyTimeout: MIRROR_TIMEOUT_MS },
-      new Discard(this, subset) as unknown as Dispatcher.DispatchHandler,
-    );
+    pool(ep).dispatch({ path: ex.path, method: ex.method, headers, body: ex.body, headersTimeout: MIRROR_TIMEOUT_MS, bodyTimeout: MIRROR_TIMEOUT_MS }, new Discard(this, subset));
   }
 
   settled(subset: string, failed: boolean): void {

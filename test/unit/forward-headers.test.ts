@@ -283,7 +283,8 @@ describe('request: body and host', () => {
 });
 
 describe('response headers', () => {
-  const buf = (flat: string[]) => flat.map((s) => Buffer.from(s, 'latin1'));
+  // The raw list as the HTTP/1.1 client's parser hands it over: latin1 strings.
+  const buf = (flat: string[]) => flat;
 
   test('hop-by-hop fields are dropped in any case; others kept in order', () => {
     for (const name of [...HOP_BY_HOP, 'proxy-authenticate']) {
@@ -305,7 +306,7 @@ describe('response headers', () => {
   });
 
   test('latin1 values survive', () => {
-    const out = forwardResponseHeaders([Buffer.from('X-Name'), Buffer.from('caf\u00e9', 'latin1')]);
+    const out = forwardResponseHeaders(['X-Name', Buffer.from('caf\u00e9', 'latin1').toString('latin1')]);
     assert.deepEqual(out, ['X-Name', 'caf\u00e9']);
   });
 
