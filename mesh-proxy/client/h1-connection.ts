@@ -5,6 +5,7 @@
 // allocated per request beyond the head string, the request record and one timer.
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { H1Request } from './h1-request.ts';
 import {
   expectsBody,
   H1Error,
@@ -20,62 +21,12 @@ import {
   type NodeHttpParser,
 } from './h1-wire.ts';
 
-/** The undici dispatch handler subset Attempt implements; onComplete gets the chunked trailers. */
-export interface H1Handler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: string[] | null): void;
-  onError(err: Error): void;
-}
-
-export interface H1DispatchOptions {
-  path: string;
-  method: string;
-  /** Flat [name, value, …] list as the proxy builds it. */
-  headers: string[];
-  body: Buffer | Readable | null;
-  headersTimeout: number;
-  bodyTimeout: number;
-}
-
 /** What a connection needs of its pool. */
 export interface ConnectionOwner {
   readonly hostHeader: string;
   /** The connection finished a request; `reusable` when it may carry the next. */
   released(c: H1Connection, reusable: boolean): void;
   closed(c: H1Connection): void;
-}
-
-/** One request: queued in the pool, then on a connection. */
-export class H1Request {
-  readonly opts: H1DispatchOptions;
-  readonly handler: H1Handler;
-  readonly abort: (err?: Error) => void;
-  conn: H1Connection | undefined;
-  finished = false;
-  #dequeue: (r: H1Request) => void;
-
-  constructor(opts: H1DispatchOptions, handler: H1Handler, dequeue: (r: H1Request) => void) {
-    this.opts = opts;
-    this.handler = handler;
-    this.#dequeue = dequeue;
-    this.abort = (err) => this.fail(err ?? new H1Error(H1_ABORTED, 'request aborted'));
-    // A streamed body may fail while queued or after it was sent (a limit cuts it, its client goes):
-    // the exchange hears of it on its own; here it must never be an unhandled 'error'.
-    const body = opts.body;
-    if (body !== null && !Buffer.isBuffer(body)) body.on('error', ignoreError);
-  }
-
-  /** Ends the request with an error (once). Its connection cannot be trusted mid-message: it is closed. */
-  fail(err: Error): void {
-    if (this.finished) return;
-    this.finished = true;
-    const c = this.conn;
-    if (c !== undefined) c.abandon(this);
-    else this.#dequeue(this);
-    this.handler.onError(err);
-  }
 }
 
 const kConn = Symbol('meshgate.h1conn');
@@ -141,10 +92,7 @@ export class H1Connection {
     const o = req.opts;
     const head = requestHead(o.method, o.path, o.headers, this.#owner.hostHeader);
     if (head instanceof H1Error) {
-      // Nothing was written: the connection stays as it was.
-      req.finished = true;
-      this.#owner.released(this, true);
-      req.handler.onError(head);
+      this.#refuse(req, head);
       return;
     }
     this.req = req;
@@ -158,14 +106,7 @@ export class H1Connection {
     if (body === null || Buffer.isBuffer(body)) {
       const length = body === null ? 0 : body.length;
       if (head.contentLength >= 0 && head.contentLength !== length) {
-        // Nothing was written: as for an invalid head, the connection goes back to the pool (req.fail
-        // would find it no longer the request's and leave it neither idle nor busy until its idle timeout).
-        this.req = null;
-        req.conn = undefined;
-        req.finished = true;
-        this.socket.unref();
-        this.#owner.released(this, true);
-        req.handler.onError(new H1Error(H1_LENGTH_MISMATCH, `content-length ${head.contentLength} but the body has ${length} bytes`));
+        this.#refuse(req, new H1Error(H1_LENGTH_MISMATCH, `content-length ${head.contentLength} but the body has ${length} bytes`));
         return;
       }
       if (head.contentLength < 0 && (length > 0 || expectsBody(o.method))) text += `content-length: ${length}\r\n`;
@@ -190,6 +131,19 @@ export class H1Connection {
       if (body.isPaused()) body.resume();
     }
     if (o.headersTimeout > 0) this.#arm(o.headersTimeout, false);
+  }
+
+  /**
+   * A request refused before a byte of it was written: the connection goes back to the pool as it
+   * was (req.fail would not find it the request's, and leave it neither idle nor busy).
+   */
+  #refuse(req: H1Request, err: H1Error): void {
+    this.req = null;
+    req.conn = undefined;
+    req.finished = true;
+    this.socket.unref();
+    this.#owner.released(this, true);
+    req.handler.onError(err);
   }
 
   /** The request failed mid-exchange: the connection may hold the rest of its response, so it goes. */
@@ -438,7 +392,6 @@ export class H1Connection {
   }
 }
 
-function ignoreError(): void {}
 function onTimer(c: H1Connection): void {
   c.timedOut();
 }

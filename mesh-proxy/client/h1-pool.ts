@@ -9,7 +9,8 @@
 // idle time or 1 s before the server's own `keep-alive: timeout` would.
 import type { Socket } from 'node:net';
 import type { buildConnector as Connector } from 'undici';
-import { H1Connection, H1Request, type ConnectionOwner, type H1DispatchOptions, type H1Handler } from './h1-connection.ts';
+import { H1Connection, type ConnectionOwner } from './h1-connection.ts';
+import { H1Request, type H1DispatchOptions, type H1Handler } from './h1-request.ts';
 import { H1Error, H1_CLOSED } from './h1-wire.ts';
 
 export { H1Error, type H1DispatchOptions, type H1Handler };

@@ -23,7 +23,13 @@ interface ParserClass {
   readonly kOnMessageComplete: number;
 }
 
-export const HTTPParser = (createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserClass }).HTTPParser;
+export const HTTPParser = loadParser();
+
+function loadParser(): ParserClass {
+  const p = (createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
+  if (typeof p !== 'function') throw new Error(`this Node.js (${process.version}) does not export the HTTP parser meshgate's HTTP/1.1 client uses (_http_common.HTTPParser)`);
+  return p;
+}
 
 /** The largest response head accepted (Node's and undici's default). */
 export const MAX_HEADER_SIZE = 16384;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { createPool } from '../../mesh-proxy/client/endpoint-pools.ts';
-import type { H1Handler, H1DispatchOptions } from '../../mesh-proxy/client/h1-connection.ts';
+import type { H1Handler, H1DispatchOptions } from '../../mesh-proxy/client/h1-request.ts';
 import type { H1Pool } from '../../mesh-proxy/client/h1-pool.ts';
 import type { CompiledPolicy } from '../../mesh-proxy/client/policy.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
