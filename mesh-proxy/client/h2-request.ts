@@ -3,6 +3,7 @@
 // to an undici-style handler. Cancelling it resets the stream with CANCEL, so the upstream sees it.
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
+import type { H1DispatchOptions } from './h1-request.ts';
 
 export const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
@@ -29,15 +30,8 @@ export interface H2Handler {
   onError(err: Error): void;
 }
 
-export interface H2DispatchOptions {
-  path: string;
-  method: string;
-  /** Flat [name, value, …] list, lower-case names, as the proxy builds them (host included). */
-  headers: string[];
-  body: Buffer | Readable | null;
-  headersTimeout: number;
-  bodyTimeout: number;
-}
+/** A request as either pool takes it (h1-request.ts defines the shape once). */
+export type H2DispatchOptions = H1DispatchOptions;
 
 /** What a request needs of its pool. */
 export interface RequestPool {
