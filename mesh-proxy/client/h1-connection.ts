@@ -5,6 +5,7 @@
 // allocated per request beyond the head string, the request record and one timer.
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { kConn, onBodyData, onBodyEnd, onBodyError, onBody, onHeaders, onHeadersComplete, onMessageBegin, onMessageComplete, onSocketClose, onSocketData, onSocketDrain, onSocketEnd, onSocketError, onSocketIdle, onTimer, type TaggedParser, type TaggedSocket } from './h1-events.ts';
 import type { H1Request } from './h1-request.ts';
 import {
   expectsBody,
@@ -18,7 +19,6 @@ import {
   keepAliveHint,
   MAX_HEADER_SIZE,
   requestHead,
-  type NodeHttpParser,
 } from './h1-wire.ts';
 
 /** What a connection needs of its pool. */
@@ -29,9 +29,6 @@ export interface ConnectionOwner {
   closed(c: H1Connection): void;
 }
 
-const kConn = Symbol('meshgate.h1conn');
-type TaggedParser = NodeHttpParser & { [kConn]: H1Connection };
-type TaggedSocket = Socket & { [kConn]: H1Connection };
 const EMPTY: string[] = [];
 
 export class H1Connection {
@@ -390,50 +387,4 @@ export class H1Connection {
     b.removeListener('end', onBodyEnd);
     b.removeListener('error', onBodyError);
   }
-}
-
-function onTimer(c: H1Connection): void {
-  c.timedOut();
-}
-function onMessageBegin(this: TaggedParser): void {
-  this[kConn].messageBegin();
-}
-function onHeaders(this: TaggedParser, list: string[]): void {
-  this[kConn].headerChunk(list);
-}
-function onHeadersComplete(this: TaggedParser, _major: number, _minor: number, raw: string[] | undefined, _method: unknown, _url: unknown, status: number, statusText: string, _upgrade: boolean, keepAlive: boolean): number {
-  return this[kConn].headersComplete(raw, status, statusText, keepAlive);
-}
-function onBody(this: TaggedParser, chunk: Buffer): void {
-  this[kConn].bodyChunk(chunk);
-}
-function onMessageComplete(this: TaggedParser): void {
-  this[kConn].messageComplete();
-}
-function onSocketData(this: TaggedSocket, chunk: Buffer): void {
-  this[kConn].data(chunk);
-}
-function onSocketEnd(this: TaggedSocket): void {
-  this[kConn].end();
-}
-function onSocketError(this: TaggedSocket, err: Error): void {
-  this[kConn].error(err);
-}
-function onSocketClose(this: TaggedSocket): void {
-  this[kConn].close();
-}
-function onSocketIdle(this: TaggedSocket): void {
-  this[kConn].idle();
-}
-function onSocketDrain(this: TaggedSocket): void {
-  this[kConn].drain();
-}
-function onBodyData(this: Readable & { [kConn]: H1Connection }, chunk: Buffer | string): void {
-  this[kConn].bodyData(chunk);
-}
-function onBodyEnd(this: Readable & { [kConn]: H1Connection }): void {
-  this[kConn].bodyEnd();
-}
-function onBodyError(this: Readable & { [kConn]: H1Connection }, err: Error): void {
-  this[kConn].bodyError(err);
 }
