@@ -1,5 +1,6 @@
 // Each command's module is imported only when it runs: a sidecar (`meshgate proxy`) should not
 // hold the CA's node-forge, the gateway or the CLI clients in memory.
+import './v8-tuning.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
