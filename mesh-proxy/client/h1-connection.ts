@@ -30,6 +30,9 @@ export interface ConnectionOwner {
 }
 
 const EMPTY: string[] = [];
+/** undici's keepAliveTimeoutThreshold and keepAliveMaxTimeout. */
+const HINT_MARGIN_MS = 1000;
+const MAX_HINTED_IDLE_MS = 600_000;
 
 export class H1Connection {
   readonly socket: TaggedSocket;
@@ -53,6 +56,8 @@ export class H1Connection {
   #timer: NodeJS.Timeout | undefined;
   #timerIsBody = false;
   #idleMs: number;
+  /** The pool's idle time, for responses that announce none. */
+  readonly #defaultIdleMs: number;
   #idleExpired = false;
   closed = false;
   readonly resume: () => void;
@@ -62,6 +67,7 @@ export class H1Connection {
     this.socket[kConn] = this;
     this.#owner = owner;
     this.#idleMs = idleMs;
+    this.#defaultIdleMs = idleMs;
     const p = new HTTPParser() as TaggedParser;
     p.initialize(HTTPParser.RESPONSE, {}, MAX_HEADER_SIZE, 0);
     p[kConn] = this;
@@ -209,19 +215,23 @@ export class H1Connection {
     this.#keepAlive = keepAlive;
     this.#disarm();
     const hint = keepAliveHint(raw);
-    if (hint >= 0) this.#applyHint(hint);
+    this.#setIdle(hint >= 0 ? hint * 1000 - HINT_MARGIN_MS : this.#defaultIdleMs);
     if (req.handler.onHeaders(status, raw, this.resume, statusText) === false) this.socket.pause();
     // A response to HEAD has no body whatever its framing says.
     return req.opts.method === 'HEAD' ? 1 : 0;
   }
 
-  /** Closes before the server's keep-alive does (undici's keepAliveTimeoutThreshold, 1 s here). */
-  #applyHint(seconds: number): void {
-    const ms = seconds * 1000 - 1000;
-    if (ms <= 0) this.#keepAlive = false;
-    else if (ms < this.#idleMs) {
-      this.#idleMs = ms;
-      this.socket.setTimeout(ms);
+  // Each response sets the idle time, as undici does: `Keep-Alive: timeout=N` less 1 s (closing
+  // before the server does), at most 10 min, else the pool's `keepAlive`. Sidecars announce 65 s.
+  #setIdle(ms: number): void {
+    if (ms <= 0) {
+      this.#keepAlive = false;
+      return;
+    }
+    const idle = Math.min(ms, MAX_HINTED_IDLE_MS);
+    if (idle !== this.#idleMs) {
+      this.#idleMs = idle;
+      this.socket.setTimeout(idle);
     }
   }
 

@@ -442,6 +442,25 @@ test('keep-alive: timeout=1 from the upstream: the connection is not reused', as
   );
 });
 
+test("keep-alive: timeout=N lengthens the pool's idle time; a response announcing none restores it", async () => {
+  await withUpstream(
+    (req, socket) => reply(socket, 'x', req.path === '/hinted' ? 'Keep-Alive: timeout=60\r\n' : ''),
+    async (up, p) => {
+      ok(await send(p, { path: '/hinted' }), 'x');
+      // Idle past the pool's 300 ms: the server's 60 s (less 1 s) holds the connection open.
+      await new Promise((r) => setTimeout(r, 900));
+      ok(await send(p, { path: '/plain' }), 'x');
+      assert.equal(up.connections, 1);
+      // No hint on that response: back to the pool's 300 ms, so meshgate closes it.
+      await waitFor('the pool to close the idle connection', () => (up.closed === 1 ? true : undefined), WAIT_MS);
+      ok(await send(p, { path: '/plain' }), 'x');
+      assert.equal(up.connections, 2);
+    },
+    1,
+    300,
+  );
+});
+
 test('the upstream closing mid-body: onError UND_ERR_SOCKET, and a later request works', async () => {
   await withUpstream(
     (req, socket) => {
