@@ -9,7 +9,6 @@ import { kConn, onBodyData, onBodyEnd, onBodyError, onBody, onHeaders, onHeaders
 import type { H1Request } from './h1-request.ts';
 import {
   expectsBody,
-  H1Error,
   H1_ABORTED,
   H1_BODY_TIMEOUT,
   H1_HEADERS_TIMEOUT,
@@ -20,6 +19,7 @@ import {
   MAX_HEADER_SIZE,
   requestHead,
 } from './h1-wire.ts';
+import { TransportError } from './transport-error.ts';
 
 /** What a connection needs of its pool. */
 export interface ConnectionOwner {
@@ -94,7 +94,7 @@ export class H1Connection {
   send(req: H1Request): void {
     const o = req.opts;
     const head = requestHead(o.method, o.path, o.headers, this.#owner.hostHeader);
-    if (head instanceof H1Error) {
+    if (head instanceof TransportError) {
       this.#refuse(req, head);
       return;
     }
@@ -109,7 +109,7 @@ export class H1Connection {
     if (body === null || Buffer.isBuffer(body)) {
       const length = body === null ? 0 : body.length;
       if (head.contentLength >= 0 && head.contentLength !== length) {
-        this.#refuse(req, new H1Error(H1_LENGTH_MISMATCH, `content-length ${head.contentLength} but the body has ${length} bytes`));
+        this.#refuse(req, new TransportError(H1_LENGTH_MISMATCH, `content-length ${head.contentLength} but the body has ${length} bytes`));
         return;
       }
       if (head.contentLength < 0 && (length > 0 || expectsBody(o.method))) text += `content-length: ${length}\r\n`;
@@ -140,7 +140,7 @@ export class H1Connection {
    * A request refused before a byte of it was written: the connection goes back to the pool as it
    * was (req.fail would not find it the request's, and leave it neither idle nor busy).
    */
-  #refuse(req: H1Request, err: H1Error): void {
+  #refuse(req: H1Request, err: TransportError): void {
     this.req = null;
     req.conn = undefined;
     req.finished = true;
@@ -177,8 +177,8 @@ export class H1Connection {
     const o = req.opts;
     req.fail(
       this.#timerIsBody
-        ? new H1Error(H1_BODY_TIMEOUT, `no response data for ${o.bodyTimeout} ms`)
-        : new H1Error(H1_HEADERS_TIMEOUT, `no response headers within ${o.headersTimeout} ms`),
+        ? new TransportError(H1_BODY_TIMEOUT, `no response data for ${o.bodyTimeout} ms`)
+        : new TransportError(H1_HEADERS_TIMEOUT, `no response headers within ${o.headersTimeout} ms`),
     );
   }
 
@@ -206,7 +206,7 @@ export class H1Connection {
     // 1xx: informational, not relayed over HTTP/1.1; the final response follows on the wire.
     if (status < 200) {
       if (status === 101) {
-        req.fail(new H1Error(H1_SOCKET, 'upstream switched protocols on a request that did not ask to'));
+        req.fail(new TransportError(H1_SOCKET, 'upstream switched protocols on a request that did not ask to'));
         return 1;
       }
       return 1;
@@ -267,7 +267,7 @@ export class H1Connection {
     }
     if (r instanceof Error) {
       const code = (r as Error & { code?: string }).code ?? 'HPE_INVALID';
-      this.req?.fail(new H1Error(code, `invalid response from upstream (${code}: ${r.message})`));
+      this.req?.fail(new TransportError(code, `invalid response from upstream (${code}: ${r.message})`));
       this.socket.destroy();
       return;
     }
@@ -317,7 +317,7 @@ export class H1Connection {
     // A response delimited by the connection's end completes now; any other is cut short.
     if (this.req !== null && this.#responded) {
       const r = this.#parser.finish();
-      if (r instanceof Error) this.req?.fail(new H1Error(H1_SOCKET, 'upstream closed the connection mid-response'));
+      if (r instanceof Error) this.req?.fail(new TransportError(H1_SOCKET, 'upstream closed the connection mid-response'));
       else if (this.#completed) {
         this.#keepAlive = false;
         this.#release();
@@ -327,7 +327,7 @@ export class H1Connection {
   }
 
   error(err: Error & { code?: string }): void {
-    this.req?.fail(err.code !== undefined ? err : new H1Error(H1_SOCKET, err.message));
+    this.req?.fail(err.code !== undefined ? err : new TransportError(H1_SOCKET, err.message));
   }
 
   close(): void {
@@ -337,7 +337,7 @@ export class H1Connection {
     this.#detachBody();
     const req = this.req;
     if (req !== null) {
-      req.fail(new H1Error(H1_SOCKET, this.#responded ? 'upstream closed the connection mid-response' : 'upstream closed the connection before responding'));
+      req.fail(new TransportError(H1_SOCKET, this.#responded ? 'upstream closed the connection mid-response' : 'upstream closed the connection before responding'));
     }
     this.#parser.close();
     this.#owner.closed(this);
@@ -368,7 +368,7 @@ export class H1Connection {
     } else {
       this.#bodyLeft -= chunk.length;
       if (this.#bodyLeft < 0) {
-        this.req.fail(new H1Error(H1_LENGTH_MISMATCH, 'the request body is longer than its content-length'));
+        this.req.fail(new TransportError(H1_LENGTH_MISMATCH, 'the request body is longer than its content-length'));
         return;
       }
       ok = this.socket.write(chunk);
@@ -381,12 +381,12 @@ export class H1Connection {
     this.#detachBody();
     if (req === null) return;
     if (this.#chunked) this.socket.write('0\r\n\r\n', 'latin1');
-    else if (this.#bodyLeft > 0) req.fail(new H1Error(H1_LENGTH_MISMATCH, 'the request body ended before its content-length'));
+    else if (this.#bodyLeft > 0) req.fail(new TransportError(H1_LENGTH_MISMATCH, 'the request body ended before its content-length'));
   }
 
   bodyError(err: Error): void {
     // The caller's body failed (it went away, or a limit cut it): the exchange already knows.
-    this.req?.fail(new H1Error(H1_ABORTED, `request body failed: ${err.message}`));
+    this.req?.fail(new TransportError(H1_ABORTED, `request body failed: ${err.message}`));
   }
 
   #detachBody(): void {

@@ -11,9 +11,10 @@ import type { Socket } from 'node:net';
 import type { buildConnector as Connector } from 'undici';
 import { H1Connection, type ConnectionOwner } from './h1-connection.ts';
 import { H1Request, type H1DispatchOptions, type H1Handler } from './h1-request.ts';
-import { H1Error, H1_CLOSED } from './h1-wire.ts';
+import { H1_CLOSED } from './h1-wire.ts';
+import { TransportError } from './transport-error.ts';
 
-export { H1Error, type H1DispatchOptions, type H1Handler };
+export { type H1DispatchOptions, type H1Handler };
 
 export interface H1PoolOptions {
   host: string;
@@ -56,7 +57,7 @@ export class H1Pool implements ConnectionOwner {
     handler.onConnect(req.abort);
     if (req.finished) return true;
     if (this.#closing) {
-      req.fail(new H1Error(H1_CLOSED, 'the connection pool is closed'));
+      req.fail(new TransportError(H1_CLOSED, 'the connection pool is closed'));
       return true;
     }
     const c = this.#idle.pop();

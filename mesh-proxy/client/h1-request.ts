@@ -2,7 +2,8 @@
 // handler interface it reports to (the one Attempt, health probes and mirrors implement).
 import type { Readable } from 'node:stream';
 import type { H1Connection } from './h1-connection.ts';
-import { H1Error, H1_ABORTED } from './h1-wire.ts';
+import { H1_ABORTED } from './h1-wire.ts';
+import { TransportError } from './transport-error.ts';
 
 /** The undici dispatch handler subset Attempt implements; onComplete gets the chunked trailers. */
 export interface H1Handler {
@@ -36,7 +37,7 @@ export class H1Request {
     this.opts = opts;
     this.handler = handler;
     this.#dequeue = dequeue;
-    this.abort = (err) => this.fail(err ?? new H1Error(H1_ABORTED, 'request aborted'));
+    this.abort = (err) => this.fail(err ?? new TransportError(H1_ABORTED, 'request aborted'));
     // A streamed body may fail while queued or after it was sent (a limit cuts it, its client goes):
     // the exchange hears of it on its own; here it must never be an unhandled 'error'.
     const body = opts.body;

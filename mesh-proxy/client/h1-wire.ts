@@ -4,6 +4,7 @@
 // llhttp handing the head over as one array of strings, where undici runs llhttp compiled to wasm
 // and copies every header into Buffers. Nothing here allocates per header beyond the head string.
 import { createRequire } from 'node:module';
+import { TransportError } from './transport-error.ts';
 
 /** Node's HTTPParser as `_http_common` exports it (the subset used). */
 export interface NodeHttpParser {
@@ -43,14 +44,6 @@ export const H1_ABORTED = 'UND_ERR_ABORTED';
 export const H1_CLOSED = 'UND_ERR_CLOSED';
 export const H1_LENGTH_MISMATCH = 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH';
 
-export class H1Error extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
 // RFC 9110 §5.1 token, §5.5 field value (obs-text allowed, as Node's server accepts it); a path is
 // any visible character (no space, CR, LF or NUL can reach the wire and split the request).
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -59,7 +52,7 @@ const INVALID_PATH = /[^\x21-\xff]/;
 /** Methods whose requests carry a body: an empty one is sent as Content-Length: 0 (as undici does). */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-/** The request head, or an H1Error for a request that must not be sent. */
+/** The request head, or an TransportError for a request that must not be sent. */
 export interface RequestHead {
   /** The head up to, not including, the blank line. */
   text: string;
@@ -71,25 +64,25 @@ export interface RequestHead {
  * `headers` is the proxy's flat [name, value, …] list. A Host is added when absent; framing
  * (Content-Length or chunked) is the caller's to append.
  */
-export function requestHead(method: string, path: string, headers: readonly string[], defaultHost: string): RequestHead | H1Error {
-  if (!TOKEN.test(method)) return new H1Error(H1_INVALID_REQUEST, `invalid request method ${JSON.stringify(method)}`);
-  if (INVALID_PATH.test(path)) return new H1Error(H1_INVALID_REQUEST, 'the request target has characters that cannot be sent');
+export function requestHead(method: string, path: string, headers: readonly string[], defaultHost: string): RequestHead | TransportError {
+  if (!TOKEN.test(method)) return new TransportError(H1_INVALID_REQUEST, `invalid request method ${JSON.stringify(method)}`);
+  if (INVALID_PATH.test(path)) return new TransportError(H1_INVALID_REQUEST, 'the request target has characters that cannot be sent');
   let text = `${method} ${path} HTTP/1.1\r\n`;
   let hosts = 0;
   let contentLength = -1;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
     const value = headers[i + 1];
-    if (!TOKEN.test(name)) return new H1Error(H1_INVALID_REQUEST, `invalid header name ${JSON.stringify(name)}`);
-    if (INVALID_VALUE.test(value)) return new H1Error(H1_INVALID_REQUEST, `header ${name} has characters that cannot be sent`);
+    if (!TOKEN.test(name)) return new TransportError(H1_INVALID_REQUEST, `invalid header name ${JSON.stringify(name)}`);
+    if (INVALID_VALUE.test(value)) return new TransportError(H1_INVALID_REQUEST, `header ${name} has characters that cannot be sent`);
     if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
     else if (name.length === 14 && name.toLowerCase() === 'content-length') {
-      if (contentLength >= 0 || !/^\d{1,15}$/.test(value)) return new H1Error(H1_INVALID_REQUEST, 'invalid or repeated content-length');
+      if (contentLength >= 0 || !/^\d{1,15}$/.test(value)) return new TransportError(H1_INVALID_REQUEST, 'invalid or repeated content-length');
       contentLength = Number(value);
     }
     text += `${name}: ${value}\r\n`;
   }
-  if (hosts > 1) return new H1Error(H1_INVALID_REQUEST, 'more than one host header');
+  if (hosts > 1) return new TransportError(H1_INVALID_REQUEST, 'more than one host header');
   if (hosts === 0) text += `host: ${defaultHost}\r\n`;
   return { text, contentLength };
 }

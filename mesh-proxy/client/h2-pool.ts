@@ -7,9 +7,10 @@
 // CANCEL when a try is cancelled, so the upstream sees the caller's cancellation.
 import http2, { type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { attachStream, H2Error, H2Request, H2_NOT_NEGOTIATED, H2_POOL_CLOSED, NGHTTP2_CANCEL, type H2DispatchOptions, type H2Handler, type RequestPool, type TaggedStream } from './h2-request.ts';
+import { attachStream, H2Request, H2_NOT_NEGOTIATED, H2_POOL_CLOSED, NGHTTP2_CANCEL, type H2DispatchOptions, type H2Handler, type RequestPool, type TaggedStream } from './h2-request.ts';
+import { TransportError } from './transport-error.ts';
 
-export { H2Error, H2_NOT_NEGOTIATED, H2_POOL_CLOSED, H2_REFUSED, type H2DispatchOptions, type H2Handler } from './h2-request.ts';
+export { H2_NOT_NEGOTIATED, H2_POOL_CLOSED, H2_REFUSED, type H2DispatchOptions, type H2Handler } from './h2-request.ts';
 
 /** Streams per session when the peer sets no limit (Node's default is 2³²−1). */
 const DEFAULT_MAX_STREAMS = 100;
@@ -66,7 +67,7 @@ export class H2Pool implements RequestPool {
     handler.onConnect(req.abort);
     if (req.finished) return true;
     if (this.#closed) {
-      req.fail(new H2Error(H2_POOL_CLOSED, 'the connection pool is closed'), NGHTTP2_CANCEL);
+      req.fail(new TransportError(H2_POOL_CLOSED, 'the connection pool is closed'), NGHTTP2_CANCEL);
       return true;
     }
     const s = this.#pickSession();
@@ -86,7 +87,7 @@ export class H2Pool implements RequestPool {
   /** Graceful: open streams finish; queued requests fail. */
   async close(): Promise<void> {
     this.#closed = true;
-    const err = new H2Error(H2_POOL_CLOSED, 'the connection pool is closed');
+    const err = new TransportError(H2_POOL_CLOSED, 'the connection pool is closed');
     for (const req of this.#queue.splice(0)) req.fail(err, NGHTTP2_CANCEL);
     await Promise.all(
       this.#sessions.splice(0).map(
@@ -125,13 +126,13 @@ export class H2Pool implements RequestPool {
     const s = new PooledSession(session);
     this.#sessions.push(s);
     const connectTimer = setTimeout(() => {
-      session.destroy(new H2Error('UND_ERR_CONNECT_TIMEOUT', `connecting to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`));
+      session.destroy(new TransportError('UND_ERR_CONNECT_TIMEOUT', `connecting to ${o.host}:${o.port} timed out after ${o.connectTimeoutMs} ms`));
     }, o.connectTimeoutMs);
     session.once('connect', () => {
       clearTimeout(connectTimer);
       const socket = session.socket as { alpnProtocol?: string | false } | undefined;
       if (o.scheme === 'https' && socket?.alpnProtocol !== 'h2') {
-        session.destroy(new H2Error(H2_NOT_NEGOTIATED, `upstream ${o.host}:${o.port} did not negotiate HTTP/2 by ALPN (got ${String(socket?.alpnProtocol ?? 'none')})`));
+        session.destroy(new TransportError(H2_NOT_NEGOTIATED, `upstream ${o.host}:${o.port} did not negotiate HTTP/2 by ALPN (got ${String(socket?.alpnProtocol ?? 'none')})`));
         return;
       }
       s.connected = true;
@@ -157,7 +158,7 @@ export class H2Pool implements RequestPool {
       clearTimeout(s.idleTimer);
       s.closing = true;
       this.#forget(s);
-      if (!s.connected) this.#failQueued(s, new H2Error('ECONNRESET', `connection to ${o.host}:${o.port} closed before HTTP/2 was set up`));
+      if (!s.connected) this.#failQueued(s, new TransportError('ECONNRESET', `connection to ${o.host}:${o.port} closed before HTTP/2 was set up`));
       else this.#drain();
     });
   }

@@ -4,6 +4,7 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { H1DispatchOptions } from './h1-request.ts';
+import { TransportError } from './transport-error.ts';
 
 export const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
@@ -12,14 +13,6 @@ const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 export const H2_REFUSED = 'ERR_MESH_H2_REFUSED_STREAM';
 export const H2_NOT_NEGOTIATED = 'ERR_MESH_H2_NOT_NEGOTIATED';
 export const H2_POOL_CLOSED = 'ERR_MESH_H2_POOL_CLOSED';
-
-export class H2Error extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 /** The undici dispatch handler subset Attempt implements; onComplete gets the response trailers. */
 export interface H2Handler {
@@ -61,7 +54,7 @@ export class H2Request {
     this.pool = pool;
     this.opts = opts;
     this.handler = handler;
-    this.abort = (err) => this.fail(err ?? new H2Error('UND_ERR_ABORTED', 'request aborted'), NGHTTP2_CANCEL);
+    this.abort = (err) => this.fail(err ?? new TransportError('UND_ERR_ABORTED', 'request aborted'), NGHTTP2_CANCEL);
     this.resume = () => this.stream?.resume();
   }
 
@@ -149,7 +142,7 @@ function onStreamClose(this: TaggedStream): void {
   if (req.finished) return;
   if (!req.responded && (this.rstCode === NGHTTP2_REFUSED_STREAM || req.error?.code === 'ERR_HTTP2_GOAWAY_SESSION')) {
     // The peer did not process the stream (RFC 9113 §8.7): as safe to retry as a refused connection.
-    req.fail(new H2Error(H2_REFUSED, `upstream refused the stream (${req.error?.code ?? `RST_STREAM ${this.rstCode}`})`), NGHTTP2_CANCEL);
+    req.fail(new TransportError(H2_REFUSED, `upstream refused the stream (${req.error?.code ?? `RST_STREAM ${this.rstCode}`})`), NGHTTP2_CANCEL);
     return;
   }
   if (req.error !== undefined && req.error.code !== 'ERR_HTTP2_STREAM_ERROR' && !req.responded && !isConnectionLevel(req.error)) {
@@ -157,7 +150,7 @@ function onStreamClose(this: TaggedStream): void {
     return;
   }
   const why = req.responded ? 'during the response' : 'before responding';
-  req.fail(new H2Error('ECONNRESET', `upstream reset the HTTP/2 stream ${why} (code ${this.rstCode ?? 0}${req.error ? `, ${req.error.code ?? req.error.message}` : ''})`), NGHTTP2_CANCEL);
+  req.fail(new TransportError('ECONNRESET', `upstream reset the HTTP/2 stream ${why} (code ${this.rstCode ?? 0}${req.error ? `, ${req.error.code ?? req.error.message}` : ''})`), NGHTTP2_CANCEL);
 }
 
 function isConnectionLevel(err: Error & { code?: string }): boolean {
@@ -168,8 +161,8 @@ function onStreamTimeout(this: TaggedStream): void {
   const req = this[kRequest]!;
   req.fail(
     req.responded
-      ? new H2Error('UND_ERR_BODY_TIMEOUT', `no response data for ${req.opts.bodyTimeout} ms`)
-      : new H2Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${req.opts.headersTimeout} ms`),
+      ? new TransportError('UND_ERR_BODY_TIMEOUT', `no response data for ${req.opts.bodyTimeout} ms`)
+      : new TransportError('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${req.opts.headersTimeout} ms`),
     NGHTTP2_CANCEL,
   );
 }

@@ -15,17 +15,10 @@ import type { Logger } from '../observe/log.ts';
 import { identityInSan, parseSpiffeId } from './spiffe.ts';
 import { handshakeFailureReason } from './mtls-server.ts';
 import type { WorkloadIdentity } from './workload-identity.ts';
+import { TransportError } from '../client/transport-error.ts';
 
 export const PEER_IDENTITY_ERROR = 'ERR_MESH_PEER_IDENTITY';
 export const TLS_REQUIRED_ERROR = 'ERR_MESH_TLS_REQUIRED';
-
-export class PeerIdentityError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 /** Why an endpoint's registered identity is unacceptable before any connection, or undefined. */
 export function registeredIdentityProblem(ep: Endpoint, trustDomain: string): string | undefined {
@@ -46,11 +39,11 @@ export class PeerConnectors {
     this.#log = log;
   }
 
-  #refusal(ep: Endpoint): PeerIdentityError | undefined {
+  #refusal(ep: Endpoint): TransportError | undefined {
     const problem = registeredIdentityProblem(ep, this.#identity.trustDomain);
     if (problem === undefined) return undefined;
     this.#log.warn({ service: ep.instance.service, instance: ep.instance.id, registered: ep.instance.identity }, 'refusing to connect to an endpoint with an unacceptable identity');
-    return new PeerIdentityError(PEER_IDENTITY_ERROR, problem);
+    return new TransportError(PEER_IDENTITY_ERROR, problem);
   }
 
   #recordFailure(ep: Endpoint, e: NodeJS.ErrnoException): void {
@@ -107,7 +100,7 @@ function serverIdentityCheck(ep: Endpoint): (host: string, cert: PeerCertificate
   return (_host, cert) => {
     const presented = identityInSan(cert.subjectaltname);
     if (presented === expected) return undefined;
-    return new PeerIdentityError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
+    return new TransportError(PEER_IDENTITY_ERROR, `upstream ${ep.authority} presented identity ${presented ?? 'none'}, expected ${expected}`);
   };
 }
 
@@ -120,12 +113,12 @@ function failedSocket(err: Error): Duplex {
 
 /** tlsRequiredConnector's counterpart for HTTP/2 pools. */
 export function tlsRequiredSocket(ep: Endpoint): () => Duplex {
-  const err = new PeerIdentityError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
+  const err = new TransportError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
   return () => failedSocket(err);
 }
 
 /** For a proxy without a mesh identity: an endpoint that registered one cannot be reached in plaintext. */
 export function tlsRequiredConnector(ep: Endpoint): Connector.connector {
-  const err = new PeerIdentityError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
+  const err = new TransportError(TLS_REQUIRED_ERROR, `upstream ${ep.authority} requires mTLS (identity ${ep.instance.identity}) but this proxy has no mesh identity (set the mesh section)`);
   return (_opts, callback) => callback(err, null);
 }
