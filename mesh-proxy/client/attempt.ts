@@ -6,7 +6,8 @@
 import { streamedBody } from './body-limit.ts';
 import type { UpstreamDispatch, UpstreamPool } from './endpoint-pools.ts';
 import type { Endpoint } from '../discovery/endpoint.ts';
-import { classifyErrorCode, classifyStatus, type Verdict } from '../resilience/classify.ts';
+import { classifyErrorCode, classifyGrpcStatus, classifyStatus, type Verdict } from '../resilience/classify.ts';
+import { GrpcKind } from '../http/grpc.ts';
 import type { Cancellable, Exchange } from './exchange.ts';
 import { ERROR_HEADER } from '../http/error-reply.ts';
 
@@ -113,8 +114,11 @@ export class Attempt implements Cancellable {
 
   /** `trailers`: the raw list (HTTP/1.1 chunked trailers) or the HTTP/2 trailers object. */
   onComplete(trailers?: string[] | Record<string, string | string[] | undefined> | null): void {
-    if (!this.discarding) this.ex.end(trailers);
-    this.#settle(this.#verdict, undefined);
+    const ex = this.ex;
+    if (!this.discarding) ex.end(trailers);
+    // A gRPC failure arrives as a status in the trailers (or a trailers-only reply) under HTTP 200.
+    const verdict = this.#verdict === 'success' && ex.grpc !== GrpcKind.None && ex.grpcStatus > 0 ? classifyGrpcStatus(ex.grpcStatus) : this.#verdict;
+    this.#settle(verdict, undefined);
   }
 
   onError(err: Error & { code?: string }): void {

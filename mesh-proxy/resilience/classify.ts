@@ -9,6 +9,17 @@ export function classifyStatus(status: number): Verdict {
 }
 
 /**
+ * A gRPC call's status (HTTP 200 either way): UNKNOWN, INTERNAL, UNAVAILABLE and DATA_LOSS say the
+ * server failed, as a 5xx does (Envoy's outlier detection maps them to 500/503 too). Not counted:
+ * DEADLINE_EXCEEDED (the caller's deadline travels in grpc-timeout: its budget, not the endpoint's
+ * fault), UNIMPLEMENTED (a method this server lacks is the caller's version skew; ejecting for it
+ * would take out healthy servers) and the statuses that reject the request itself.
+ */
+export function classifyGrpcStatus(status: number): Verdict {
+  return status === 2 || status === 13 || status === 14 || status === 15 ? 'status-5xx' : 'success';
+}
+
+/**
  * Maps undici/Node error codes. A connect failure means no byte reached the upstream (always safe to
  * retry elsewhere); anything unknown is treated as a reset, the conservative choice: the request may
  * have been seen.

@@ -37,13 +37,16 @@ export interface EchoServer {
   health: 'SERVING' | 'NOT_SERVING';
   /** Health checks answered so far. */
   healthChecks: number;
+  /** Every unary call fails with this status when set (0: none); `unaryCalls` counts them all. */
+  failCode: number;
+  unaryCalls: number;
   close(): Promise<void>;
 }
 
 /** An insecure (h2c) Echo server on 127.0.0.1 with the standard health service. */
 export async function startEchoServer(): Promise<EchoServer> {
   const server = new grpc.Server(LIMITS);
-  const s: EchoServer = { port: 0, cancelled: 0, lastDeadlineMs: Infinity, lastMetadata: {}, received: [], health: 'SERVING', healthChecks: 0, close: async () => {} };
+  const s: EchoServer = { port: 0, cancelled: 0, lastDeadlineMs: Infinity, lastMetadata: {}, received: [], health: 'SERVING', healthChecks: 0, failCode: 0, unaryCalls: 0, close: async () => {} };
   const observe = (call: grpc.ServerUnaryCall<EchoRequest, EchoReply> | grpc.ServerReadableStream<EchoRequest, EchoReply> | grpc.ServerWritableStream<EchoRequest, EchoReply> | grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
     const d = call.getDeadline();
     s.lastDeadlineMs = d instanceof Date ? d.getTime() - Date.now() : Number.isFinite(d) ? Number(d) - Date.now() : Infinity;
@@ -51,6 +54,7 @@ export async function startEchoServer(): Promise<EchoServer> {
     (call as grpc.ServerUnaryCall<EchoRequest, EchoReply>).on('cancelled', () => s.cancelled++);
   };
   const failure = (req: EchoRequest): grpc.ServiceError | undefined => {
+    if (s.failCode) return Object.assign(new Error('the server is failing'), { code: s.failCode, details: 'the server is failing', metadata: new grpc.Metadata() });
     if (!req.fail_code) return undefined;
     const md = new grpc.Metadata();
     md.set('x-fail-detail', 'yes');
@@ -60,6 +64,7 @@ export async function startEchoServer(): Promise<EchoServer> {
   server.addService(pkg.meshgate.test.Echo.service, {
     Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
       observe(call);
+      s.unaryCalls++;
       const err = failure(call.request);
       if (err) return cb(err);
       const initial = new grpc.Metadata();

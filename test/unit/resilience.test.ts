@@ -2,7 +2,7 @@
 // budget, the concurrency limit (bulkhead), backoff and Retry-After, and the verdicts they consume.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyErrorCode, classifyStatus, isFailure } from '../../mesh-proxy/resilience/classify.ts';
+import { classifyErrorCode, classifyGrpcStatus, classifyStatus, isFailure } from '../../mesh-proxy/resilience/classify.ts';
 import { EndpointBreaker, type BreakerPolicy } from '../../mesh-proxy/resilience/endpoint-breaker.ts';
 import { OutlierDetector, type OutlierPolicy } from '../../mesh-proxy/resilience/outlier-detector.ts';
 import { RetryBudget } from '../../mesh-proxy/resilience/retry-budget.ts';
@@ -40,6 +40,12 @@ describe('classify', () => {
     assert.equal(classifyStatus(404), 'success');
     assert.equal(classifyStatus(499), 'success');
     for (const s of [500, 501, 502, 503, 504, 505, 599]) assert.equal(classifyStatus(s), 'status-5xx');
+  });
+
+  test('gRPC statuses: the server failed (UNKNOWN, INTERNAL, UNAVAILABLE, DATA_LOSS), or not', () => {
+    for (const s of [2, 13, 14, 15]) assert.equal(classifyGrpcStatus(s), 'status-5xx', String(s));
+    // OK, CANCELLED, the request's own faults, DEADLINE_EXCEEDED (the caller's budget), UNIMPLEMENTED.
+    for (const s of [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16]) assert.equal(classifyGrpcStatus(s), 'success', String(s));
   });
 
   test('error codes', () => {
