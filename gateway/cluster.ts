@@ -108,6 +108,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
     });
   };
   const admin = createAdminServer({
+    log,
     metrics: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
     token: config.admin.token,
     notReadyReason: () => (stopping ? 'draining' : ready.size < workers ? `${ready.size} of ${workers} workers ready` : undefined),
@@ -126,13 +127,13 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
     return e.status !== undefined ? reply.code(e.status).send(e.body ?? { error: e.error }) : r;
   };
   admin.get('/splits', () => askWorker('splits'));
-  admin.get<{ Params: { service: string } }>('/splits/:service', async (req, reply) => {
+  admin.get('/splits/:service', async (req, reply) => {
     const all = (await askWorker('splits')) as { splits?: Array<{ service: string }> };
     const one = all.splits?.find((x) => x.service === req.params.service);
     return one ?? reply.code(404).send({ error: { code: 'SPLIT_NOT_FOUND', message: `service "${req.params.service}" has no traffic split` } });
   });
-  admin.put<{ Params: { service: string } }>('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-put', undefined, 5000, { service: req.params.service, body: req.body })));
-  admin.delete<{ Params: { service: string } }>('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-delete', undefined, 5000, { service: req.params.service })));
+  admin.put('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-put', undefined, 5000, { service: req.params.service, body: req.body })));
+  admin.delete('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-delete', undefined, 5000, { service: req.params.service })));
   admin.get('/datacenters', async (_req, reply) => (await askWorker('datacenters')) ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
   admin.post('/explain', async (req, reply) => replied(reply, await askWorker('explain', undefined, 2000, req.body)));
   // Each worker holds its own mesh identity (same SPIFFE id, its own certificate): one answers.

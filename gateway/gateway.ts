@@ -73,14 +73,14 @@ export interface Gateway extends GatewayCore {
 /** A gateway with its own admin API. */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const core = await startGatewayCore(config, deps);
-  const admin = createAdminServer({ metrics: core.metrics.registry, token: config.admin.token, notReadyReason: core.views.notReadyReason });
+  const admin = createAdminServer({ log: core.log, metrics: core.metrics.registry, token: config.admin.token, notReadyReason: core.views.notReadyReason });
   admin.get('/endpoints', async () => core.views.endpoints());
   admin.get('/routes', async () => core.views.routes());
   admin.post('/reload', async (_req, reply) => {
     const r = await core.reload();
     return reply.code(r.applied ? 200 : 400).send(r);
   });
-  registerSplitRoutes(admin, core.splits.table, core.splits.store);
+  registerSplitRoutes(admin, core.splits.table, core.splits.store, core.log);
   admin.post('/explain', async (req, reply) => {
     try {
       return core.views.explain(req.body);

@@ -97,6 +97,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   let registration: Registration | undefined;
   let stopping = false;
   const admin = createAdminServer({
+    log,
     metrics: metrics.registry,
     token: config.admin.token,
     notReadyReason: () => {
@@ -106,7 +107,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
     },
   });
   admin.get('/endpoints', async () => endpointsView(cache, client));
-  registerSplitRoutes(admin, splits, store.splits);
+  registerSplitRoutes(admin, splits, store.splits, log);
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
   admin.get('/identity', async (_req, reply) =>
     identity ? identity.describe() : reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this proxy has no mesh identity (no mesh section): its hops are plain HTTP' } }),

@@ -1,7 +1,12 @@
-// The admin listener every meshgate process runs (fastify): /metrics, /live, /ready and JSON views
-// of its state. Loopback by default; when a token is configured every route but /live needs it.
+// The admin listener every meshgate process runs: /metrics, /live, /ready and JSON views of its
+// state. Loopback by default; when a token is configured every route but /live needs it.
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { AdminRouter } from './admin-router.ts';
+import type { Logger } from '../observe/log.ts';
+
+export type { AdminReply, AdminRequest } from './admin-router.ts';
+export { AdminRouter } from './admin-router.ts';
+
 /** Where /metrics comes from: a process's own registry, or a cluster primary's aggregate. */
 export interface MetricsSource {
   readonly contentType: string;
@@ -13,22 +18,25 @@ export interface AdminOptions {
   token?: string;
   /** Why the process is not ready, or undefined when it is. */
   notReadyReason(): string | undefined;
+  /** Where a failing admin handler is logged. */
+  log?: Logger;
 }
 
-export function createAdminServer(opts: AdminOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+export function createAdminServer(opts: AdminOptions): AdminRouter {
+  const app = new AdminRouter(opts.log);
   const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
-
-  app.addHook('onRequest', async (req, reply) => {
-    if (expected === undefined || req.url === '/live') return;
-    const got = Buffer.from(req.headers.authorization ?? '');
-    if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
+  if (expected !== undefined) {
+    app.guard((req, reply) => {
+      if (req.path === '/live') return true;
+      const got = Buffer.from(req.headers.authorization ?? '');
+      if (got.length === expected.length && timingSafeEqual(got, expected)) return true;
       reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'UNAUTHORIZED', message: 'a valid admin token is required' } });
-    }
-  });
+      return false;
+    });
+  }
 
-  app.get('/live', async () => ({ live: true }));
-  app.get('/ready', async (_req, reply) => {
+  app.get('/live', () => ({ live: true }));
+  app.get('/ready', (_req, reply) => {
     const reason = opts.notReadyReason();
     if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
     return { ready: true };

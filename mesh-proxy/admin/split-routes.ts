@@ -1,21 +1,22 @@
 // The admin API's traffic splits: read what this proxy applies, and change a service's split in
 // the store (every gateway and sidecar sharing the store applies it within a moment).
 //   GET /splits · GET /splits/:service · PUT /splits/:service · DELETE /splits/:service
-import type { FastifyInstance } from 'fastify';
+import type { AdminRouter } from './admin-router.ts';
+import type { Logger } from '../observe/log.ts';
 import type { SplitStore } from '../store/types.ts';
 import { parseSplitSpec, SplitError } from '../traffic/split.ts';
 import type { SplitTable } from '../traffic/split-table.ts';
 
 const SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
-export function registerSplitRoutes(app: FastifyInstance, table: SplitTable, store: SplitStore): void {
+export function registerSplitRoutes(app: AdminRouter, table: SplitTable, store: SplitStore, log: Logger): void {
   const fail = (code: string, message: string) => ({ error: { code, message } });
-  app.get('/splits', async () => ({ splits: table.list() }));
-  app.get<{ Params: { service: string } }>('/splits/:service', async (req, reply) => {
+  app.get('/splits', () => ({ splits: table.list() }));
+  app.get('/splits/:service', async (req, reply) => {
     const s = table.get(req.params.service);
     return s ? s.split : reply.code(404).send(fail('SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`));
   });
-  app.put<{ Params: { service: string }; Body: unknown }>('/splits/:service', async (req, reply) => {
+  app.put('/splits/:service', async (req, reply) => {
     const service = req.params.service;
     if (!SERVICE.test(service)) return reply.code(400).send(fail('SPLIT_INVALID', `"${service}" is not a service name`));
     try {
@@ -25,14 +26,14 @@ export function registerSplitRoutes(app: FastifyInstance, table: SplitTable, sto
         return reply.code(400).send(fail('SPLIT_INVALID', 'expectVersion: expected a whole number (0: no split yet)'));
       }
       const stored = await store.put(service, spec, expect as number | undefined);
-      req.log.info({ service, version: stored.version }, 'traffic split stored');
+      log.info({ service, version: stored.version }, 'traffic split stored');
       return stored;
     } catch (err) {
       if (err instanceof SplitError) return reply.code(err.code === 'SPLIT_CONFLICT' ? 409 : 400).send(fail(err.code, err.message));
       return reply.code(503).send(fail('STORE_UNAVAILABLE', `the store could not save the split: ${(err as Error).message}`));
     }
   });
-  app.delete<{ Params: { service: string } }>('/splits/:service', async (req, reply) => {
+  app.delete('/splits/:service', async (req, reply) => {
     try {
       const had = await store.delete(req.params.service);
       return had ? { deleted: req.params.service } : reply.code(404).send(fail('SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`));
