@@ -10,7 +10,7 @@ import { ExplainError } from './explain.ts';
 import { AggregatorRegistry } from 'prom-client';
 import type { GatewayConfig } from '../config/schema.ts';
 import { parseDuration } from '../config/duration.ts';
-import { createAdminServer } from '../mesh-proxy/admin/admin-server.ts';
+import { createAdminServer, type AdminReply } from '../mesh-proxy/admin/admin-server.ts';
 import { createLogger, type Logger } from '../mesh-proxy/observe/log.ts';
 import { Metrics } from '../mesh-proxy/observe/metrics.ts';
 import { startGatewayCore, type GatewayCore, type GatewayViews } from './gateway.ts';
@@ -122,7 +122,7 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
     return reply.code(applied ? 200 : 400).send({ applied, workers: results });
   });
   // Splits live in the store every worker shares: one worker reads or writes them for the primary.
-  const replied = (reply: { code(n: number): { send(b: unknown): unknown } }, r: unknown) => {
+  const replied = (reply: AdminReply, r: unknown) => {
     const e = r as { status?: number; error?: unknown; body?: unknown };
     return e.status !== undefined ? reply.code(e.status).send(e.body ?? { error: e.error }) : r;
   };
@@ -130,14 +130,14 @@ export async function startClusterPrimary(config: GatewayConfig, workers: number
   admin.get('/splits/:service', async (req, reply) => {
     const all = (await askWorker('splits')) as { splits?: Array<{ service: string }> };
     const one = all.splits?.find((x) => x.service === req.params.service);
-    return one ?? reply.code(404).send({ error: { code: 'SPLIT_NOT_FOUND', message: `service "${req.params.service}" has no traffic split` } });
+    return one ?? reply.fail(404, 'SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`);
   });
   admin.put('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-put', undefined, 5000, { service: req.params.service, body: req.body })));
   admin.delete('/splits/:service', async (req, reply) => replied(reply, await askWorker('split-delete', undefined, 5000, { service: req.params.service })));
-  admin.get('/datacenters', async (_req, reply) => (await askWorker('datacenters')) ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
+  admin.get('/datacenters', async (_req, reply) => (await askWorker('datacenters')) ?? reply.fail(404, 'NO_DATACENTERS', 'this gateway has no peer datacenters (datacenters.peers)'));
   admin.post('/explain', async (req, reply) => replied(reply, await askWorker('explain', undefined, 2000, req.body)));
   // Each worker holds its own mesh identity (same SPIFFE id, its own certificate): one answers.
-  admin.get('/identity', async (_req, reply) => (await askWorker('identity')) ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
+  admin.get('/identity', async (_req, reply) => (await askWorker('identity')) ?? reply.fail(404, 'NO_IDENTITY', 'this gateway has no mesh identity (no mesh section)'));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
     await startup;

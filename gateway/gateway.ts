@@ -85,12 +85,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     try {
       return core.views.explain(req.body);
     } catch (err) {
-      if (err instanceof ExplainError) return reply.code(400).send({ error: { code: err.code, message: err.message } });
+      if (err instanceof ExplainError) return reply.fail(400, err.code, err.message);
       throw err;
     }
   });
-  admin.get('/datacenters', async (_req, reply) => core.views.datacenters() ?? reply.code(404).send({ error: { code: 'NO_DATACENTERS', message: 'this gateway has no peer datacenters (datacenters.peers)' } }));
-  admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this gateway has no mesh identity (no mesh section)' } }));
+  admin.get('/datacenters', async (_req, reply) => core.views.datacenters() ?? reply.fail(404, 'NO_DATACENTERS', 'this gateway has no peer datacenters (datacenters.peers)'));
+  admin.get('/identity', async (_req, reply) => core.views.identity() ?? reply.fail(404, 'NO_IDENTITY', 'this gateway has no mesh identity (no mesh section)'));
   try {
     await admin.listen({ host: config.admin.address, port: config.admin.port });
   } catch (err) {

@@ -110,7 +110,7 @@ export async function startSidecar(config: ProxyConfig, deps: SidecarDeps = {}):
   registerSplitRoutes(admin, splits, store.splits, log);
   admin.get('/instance', async () => ({ instance: registration?.instance, store: store.status }));
   admin.get('/identity', async (_req, reply) =>
-    identity ? identity.describe() : reply.code(404).send({ error: { code: 'NO_IDENTITY', message: 'this proxy has no mesh identity (no mesh section): its hops are plain HTTP' } }),
+    identity ? identity.describe() : reply.fail(404, 'NO_IDENTITY', 'this proxy has no mesh identity (no mesh section): its hops are plain HTTP'),
   );
 
   const owned: Array<() => Promise<unknown>> = [];

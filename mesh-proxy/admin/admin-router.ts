@@ -37,6 +37,11 @@ export class AdminReply {
     this.body = body;
     return this;
   }
+
+  /** meshgate's JSON error: `{"error": {"code", "message"}}` with this status. */
+  fail(status: number, code: string, message: string): this {
+    return this.code(status).send({ error: { code, message } });
+  }
 }
 
 export type AdminHandler = (req: AdminRequest, reply: AdminReply) => unknown;
@@ -134,13 +139,13 @@ export class AdminRouter {
         if (out !== reply) reply.body = out;
         return write(res, req, reply);
       }
-      if (allowed !== '') reply.code(405).header('allow', allowed).send(error('METHOD_NOT_ALLOWED', `${path} takes ${allowed}, not ${req.method}`));
-      else reply.code(404).send(error('NOT_FOUND', `the admin API has no route ${req.method} ${path}`));
+      if (allowed !== '') reply.header('allow', allowed).fail(405, 'METHOD_NOT_ALLOWED', `${path} takes ${allowed}, not ${req.method}`);
+      else reply.fail(404, 'NOT_FOUND', `the admin API has no route ${req.method} ${path}`);
       write(res, req, reply);
     } catch (err) {
       this.#log?.error({ err, method: req.method, path }, 'admin request failed');
       if (res.headersSent) res.destroy();
-      else write(res, req, new AdminReply().code(500).send(error('INTERNAL', (err as Error).message)));
+      else write(res, req, new AdminReply().fail(500, 'INTERNAL', (err as Error).message));
     }
   }
 }
@@ -165,20 +170,15 @@ function match(segments: readonly string[], parts: readonly string[]): Record<st
   return params ?? {};
 }
 
-function error(code: string, message: string): { error: { code: string; message: string } } {
-  return { error: { code, message } };
-}
-
 /** The request body: JSON parsed, text as a string; UNREADABLE with a 400/413/415 on the reply. */
 async function readBody(req: IncomingMessage, reply: AdminReply): Promise<unknown> {
+  // A declared length over the limit is refused before a byte of the body is read.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return tooLarge(reply);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      reply.code(413).header('connection', 'close').send(error('PAYLOAD_TOO_LARGE', `an admin request body is at most ${MAX_BODY_BYTES} bytes`));
-      return UNREADABLE;
-    }
+    if (size > MAX_BODY_BYTES) return tooLarge(reply);
     chunks.push(chunk);
   }
   if (size === 0) return undefined;
@@ -188,12 +188,18 @@ async function readBody(req: IncomingMessage, reply: AdminReply): Promise<unknow
     try {
       return JSON.parse(text);
     } catch (err) {
-      reply.code(400).send(error('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`));
+      reply.fail(400, 'INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`);
       return UNREADABLE;
     }
   }
   if (type === 'text/plain') return text;
-  reply.code(415).send(error('UNSUPPORTED_MEDIA_TYPE', `send the body as application/json (got ${type || 'no content-type'})`));
+  reply.fail(415, 'UNSUPPORTED_MEDIA_TYPE', `send the body as application/json (got ${type || 'no content-type'})`);
+  return UNREADABLE;
+}
+
+/** The rest of the body is not read: the connection closes after the answer. */
+function tooLarge(reply: AdminReply): typeof UNREADABLE {
+  reply.header('connection', 'close').fail(413, 'PAYLOAD_TOO_LARGE', `an admin request body is at most ${MAX_BODY_BYTES} bytes`);
   return UNREADABLE;
 }
 

@@ -30,7 +30,7 @@ export function createAdminServer(opts: AdminOptions): AdminRouter {
       if (req.path === '/live') return true;
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length === expected.length && timingSafeEqual(got, expected)) return true;
-      reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'UNAUTHORIZED', message: 'a valid admin token is required' } });
+      reply.header('www-authenticate', 'Bearer').fail(401, 'UNAUTHORIZED', 'a valid admin token is required');
       return false;
     });
   }

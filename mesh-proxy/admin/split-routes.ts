@@ -10,35 +10,34 @@ import type { SplitTable } from '../traffic/split-table.ts';
 const SERVICE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
 export function registerSplitRoutes(app: AdminRouter, table: SplitTable, store: SplitStore, log: Logger): void {
-  const fail = (code: string, message: string) => ({ error: { code, message } });
   app.get('/splits', () => ({ splits: table.list() }));
   app.get('/splits/:service', async (req, reply) => {
     const s = table.get(req.params.service);
-    return s ? s.split : reply.code(404).send(fail('SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`));
+    return s ? s.split : reply.fail(404, 'SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`);
   });
   app.put('/splits/:service', async (req, reply) => {
     const service = req.params.service;
-    if (!SERVICE.test(service)) return reply.code(400).send(fail('SPLIT_INVALID', `"${service}" is not a service name`));
+    if (!SERVICE.test(service)) return reply.fail(400, 'SPLIT_INVALID', `"${service}" is not a service name`);
     try {
       const spec = parseSplitSpec(req.body);
       const expect = (req.body as { expectVersion?: unknown }).expectVersion;
       if (expect !== undefined && (typeof expect !== 'number' || !Number.isInteger(expect) || expect < 0)) {
-        return reply.code(400).send(fail('SPLIT_INVALID', 'expectVersion: expected a whole number (0: no split yet)'));
+        return reply.fail(400, 'SPLIT_INVALID', 'expectVersion: expected a whole number (0: no split yet)');
       }
       const stored = await store.put(service, spec, expect as number | undefined);
       log.info({ service, version: stored.version }, 'traffic split stored');
       return stored;
     } catch (err) {
-      if (err instanceof SplitError) return reply.code(err.code === 'SPLIT_CONFLICT' ? 409 : 400).send(fail(err.code, err.message));
-      return reply.code(503).send(fail('STORE_UNAVAILABLE', `the store could not save the split: ${(err as Error).message}`));
+      if (err instanceof SplitError) return reply.fail(err.code === 'SPLIT_CONFLICT' ? 409 : 400, err.code, err.message);
+      return reply.fail(503, 'STORE_UNAVAILABLE', `the store could not save the split: ${(err as Error).message}`);
     }
   });
   app.delete('/splits/:service', async (req, reply) => {
     try {
       const had = await store.delete(req.params.service);
-      return had ? { deleted: req.params.service } : reply.code(404).send(fail('SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`));
+      return had ? { deleted: req.params.service } : reply.fail(404, 'SPLIT_NOT_FOUND', `service "${req.params.service}" has no traffic split`);
     } catch (err) {
-      return reply.code(503).send(fail('STORE_UNAVAILABLE', `the store could not delete the split: ${(err as Error).message}`));
+      return reply.fail(503, 'STORE_UNAVAILABLE', `the store could not delete the split: ${(err as Error).message}`);
     }
   });
 }

@@ -117,7 +117,7 @@ export class Attempt implements Cancellable {
     const ex = this.ex;
     if (!this.discarding) ex.end(trailers);
     // A gRPC failure arrives as a status in the trailers (or a trailers-only reply) under HTTP 200.
-    const verdict = this.#verdict === 'success' && ex.grpc !== GrpcKind.None && ex.grpcStatus > 0 ? classifyGrpcStatus(ex.grpcStatus) : this.#verdict;
+    const verdict = this.#verdict === 'success' && ex.grpc !== GrpcKind.None ? classifyGrpcStatus(ex.grpcStatus) : this.#verdict;
     this.#settle(verdict, undefined);
   }
 
