@@ -1,6 +1,7 @@
 // The edge's HTTPS listener: HTTP/2 and HTTP/1.1 on one port, chosen by ALPN, with certificates by
-// SNI. HTTP/1.1 arrives as node:http request events, HTTP/2 as streams (ProxyListener takes them on
-// the stream API); both become Exchanges, so the same router and policies serve them.
+// SNI. HTTP/1.1 connections go to meshgate's HTTP/1.1 server, HTTP/2 sessions' streams are taken on
+// the stream API (ProxyListener does both); both become Exchanges, so the same router and policies
+// serve them.
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Counter } from 'prom-client';
@@ -35,8 +36,6 @@ export async function createEdgeHttps(c: HttpsConfig, baseDir: string, log: Logg
     ALPNProtocols: c.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     settings: H2_SERVER_SETTINGS,
   });
-  // As the plain listener: idle keep-alive connections outlive clients' pools' idle timeouts.
-  (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 65_000;
   certificates.onReload(() => server.setSecureContext({ ...tlsOptions(c), ...certificates.defaultPem }));
   certificates.startWatching(parseDuration(c.reloadEvery));
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {

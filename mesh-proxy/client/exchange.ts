@@ -2,7 +2,7 @@
 // and the response once one is committed. Tries toward upstreams are Attempts (attempt.ts); the
 // exchange only learns of the one whose response it relays. A request costs one Exchange, one
 // Attempt per try, and no closures.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Endpoint } from '../discovery/endpoint.ts';
 import type { RequestSeries } from '../observe/request-metrics.ts';
@@ -12,6 +12,7 @@ import { sendError, sendGrpcError, sendLocalReply } from '../http/error-reply.ts
 import { GrpcKind, grpcStatusForHttp } from '../http/grpc.ts';
 import { trailerObject, valueOf } from '../http/header-lists.ts';
 import { compatStart, H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from '../http/h2-downstream.ts';
+import { H1Request } from '../http/h1-downstream.ts';
 import { ERROR_KINDS, type MeshErrorCode } from './errors.ts';
 import { CALLER_DEADLINE_MESSAGE, CLIENT_GONE_MESSAGE } from './attempt.ts';
 import type { CompiledSplit } from '../traffic/split-picker.ts';
@@ -171,9 +172,10 @@ export class Exchange implements ForwardedRequest {
     this.holder?.admitted(this);
   }
 
-  /** The request body as a stream: read from the HTTP/2 stream, or node:http's request itself. */
+  /** The request body as a stream (on HTTP/2's compatibility layer, the request itself). */
   get requestStream(): Readable {
-    return this.req instanceof H2Request ? this.req.body() : (this.req as IncomingMessage);
+    const req = this.req;
+    return req instanceof H1Request || req instanceof H2Request ? req.body() : (req as unknown as Readable);
   }
 
   get retriableBody(): boolean {

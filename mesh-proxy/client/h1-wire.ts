@@ -16,6 +16,7 @@ export interface NodeHttpParser {
 }
 interface ParserClass {
   new (): NodeHttpParser;
+  readonly REQUEST: number;
   readonly RESPONSE: number;
   readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
@@ -24,11 +25,24 @@ interface ParserClass {
   readonly kOnMessageComplete: number;
 }
 
+const common = createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserClass; methods?: string[] };
 export const HTTPParser = loadParser();
+/**
+ * Request methods by llhttp's number, as the parser reports them. The binding lists HTTP's methods
+ * in llhttp's order, DELETE 0 to SOURCE 33 without a gap; QUERY, added later, is llhttp's 46.
+ */
+export const HTTP_METHODS: readonly (string | undefined)[] = methodTable(common.methods ?? []);
+
+function methodTable(names: readonly string[]): (string | undefined)[] {
+  const table: (string | undefined)[] = names.slice(0, 34);
+  if (names.includes('QUERY')) table[46] = 'QUERY';
+  return table;
+}
 
 function loadParser(): ParserClass {
-  const p = (createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
-  if (typeof p !== 'function') throw new Error(`this Node.js (${process.version}) does not export the HTTP parser meshgate's HTTP/1.1 client uses (_http_common.HTTPParser)`);
+  const p = common.HTTPParser;
+  if (typeof p !== 'function') throw new Error(`this Node.js (${process.version}) does not export the HTTP parser meshgate's HTTP/1.1 client and server use (_http_common.HTTPParser)`);
+  if (common.methods?.[1] !== 'GET' || common.methods?.[33] !== 'SOURCE') throw new Error(`this Node.js (${process.version}) lists HTTP methods in an order meshgate's HTTP/1.1 server does not know`);
   return p;
 }
 

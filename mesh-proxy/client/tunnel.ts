@@ -8,6 +8,7 @@
 // lived, so it may own bound handlers; the request path itself allocates none.
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import type { H1Response } from '../http/h1-downstream.ts';
 import type { Duplex } from 'node:stream';
 import type { buildConnector } from 'undici';
 import type { Endpoint } from '../discovery/endpoint.ts';
@@ -176,9 +177,8 @@ export class Tunnel extends Attempt {
     }
     text += '\r\n';
     const client = up.socket as Socket;
-    // From here the sockets are the tunnel's: the response object no longer watches the client's.
-    // (An upgrade is HTTP/1.1 only: its response is node:http's.)
-    (ex.res as unknown as http.ServerResponse).detachSocket(client);
+    // From here the sockets are the tunnel's: the response and its connection let go of the client's.
+    (ex.res as unknown as H1Response).detachSocket();
     ex.switched(this.endpoint);
     this.#open = true;
     this.#upstream = upstream as Socket;

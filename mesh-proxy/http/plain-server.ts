@@ -2,9 +2,8 @@
 // bytes of each connection tell them apart (an HTTP/2 client opens with "PRI * HTTP/2.0"; no
 // HTTP/1.1 method starts with "PRI"), and the connection is handed to the matching server, as
 // Envoy's `codec_type: AUTO` does. gRPC clients speak h2c to a sidecar's outbound listener.
-import http from 'node:http';
 import http2 from 'node:http2';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 
 /** Settings every meshgate HTTP/2 server announces. */
 export const H2_SERVER_SETTINGS: http2.Settings = {
@@ -14,31 +13,32 @@ export const H2_SERVER_SETTINGS: http2.Settings = {
   initialWindowSize: 1 << 20,
 };
 
-const PLAIN_SERVER_OPTIONS: http.ServerOptions = { keepAliveTimeout: 65_000, requireHostHeader: true };
+// Half-open: a client's FIN is the HTTP/1.1 server's to interpret (h1-server-connection.ts).
+const PLAIN_SERVER_OPTIONS: net.ServerOpts = { allowHalfOpen: true, noDelay: true };
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** A connection that sends nothing to tell its protocol by within this long is closed. */
 const SNIFF_TIMEOUT_MS = 10_000;
 
 export interface PlainServers {
-  /** The listening server; HTTP/1.1 requests come from it. */
-  readonly h1: http.Server;
+  /** The listening server; its HTTP/1.1 connections go to `h1Connection`. */
+  readonly tcp: net.Server;
   /** Emits the h2c requests; it never listens itself. */
   readonly h2: http2.Http2Server | undefined;
 }
 
-export function createPlainServers(h2c: boolean): PlainServers {
-  const h1 = http.createServer(PLAIN_SERVER_OPTIONS);
-  if (!h2c) return { h1, h2: undefined };
+/** `h1Connection` takes the connections that speak HTTP/1.1 (meshgate's H1Server.accept). */
+export function createPlainServers(h2c: boolean, h1Connection: (socket: Socket) => void): PlainServers {
+  const tcp = net.createServer(PLAIN_SERVER_OPTIONS);
+  if (!h2c) {
+    tcp.on('connection', h1Connection);
+    return { tcp, h2: undefined };
+  }
   const h2 = http2.createServer({ settings: H2_SERVER_SETTINGS });
-  // Node's own connection handler for HTTP/1.1, called once a connection proves to be HTTP/1.1.
-  const h1Connection = h1.listeners('connection')[0] as (socket: Socket) => void;
-  h1.removeAllListeners('connection');
-  h1.on('connection', (socket: Socket) => sniff(socket, h1, h1Connection, h2));
-  return { h1, h2 };
+  tcp.on('connection', (socket: Socket) => sniff(socket, h1Connection, h2));
+  return { tcp, h2 };
 }
 
 interface Sniffing {
-  h1: http.Server;
   h1Connection: (socket: Socket) => void;
   h2: http2.Http2Server;
   seen: Buffer | undefined;
@@ -46,8 +46,8 @@ interface Sniffing {
 const kSniff = Symbol('meshgate.sniff');
 type SniffedSocket = Socket & { [kSniff]?: Sniffing };
 
-function sniff(socket: SniffedSocket, h1: http.Server, h1Connection: (socket: Socket) => void, h2: http2.Http2Server): void {
-  socket[kSniff] = { h1, h1Connection, h2, seen: undefined };
+function sniff(socket: SniffedSocket, h1Connection: (socket: Socket) => void, h2: http2.Http2Server): void {
+  socket[kSniff] = { h1Connection, h2, seen: undefined };
   socket.on('data', onFirstBytes);
   socket.on('error', onSniffError);
   socket.setTimeout(SNIFF_TIMEOUT_MS, onSniffTimeout);
@@ -76,7 +76,7 @@ function onFirstBytes(this: SniffedSocket, chunk: Buffer): void {
     s.h2.emit('connection', this);
     return;
   }
-  s.h1Connection.call(s.h1, this);
+  s.h1Connection(this);
   this.resume();
 }
 

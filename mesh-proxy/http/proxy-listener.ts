@@ -1,10 +1,10 @@
 // An HTTP/1.1 listener whose requests become Exchanges. The edge, the sidecar's outbound and its
 // inbound side differ only in the Router that decides where an exchange goes; in-flight tracking,
 // graceful drain, metrics and the access log live here once.
-import http from 'node:http';
+import type http from 'node:http';
 import type { Http2SecureServer, Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
 import { SHUTDOWN_ERROR } from '../client/tunnel.ts';
 import type { Logger } from '../observe/log.ts';
@@ -14,9 +14,11 @@ import { websocketMetrics, type WebSocketMetrics } from '../observe/websocket-me
 import { GrpcMetrics } from '../observe/grpc-metrics.ts';
 import { GrpcKind } from './grpc.ts';
 import { H2Request, H2Response, type DownstreamRequest, type DownstreamResponse } from './h2-downstream.ts';
+import type { H1Request, H1Response } from './h1-downstream.ts';
+import { H1Server } from './h1-server.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
 import { createPlainServers } from './plain-server.ts';
-import { destroyOnError, endSocketOnFinish, upgradeKind } from './upgrade.ts';
+import { upgradeKind } from './upgrade.ts';
 
 export interface Router {
   /** Sets the exchange's service, route, path and series, then forwards it or fails it. */
@@ -35,8 +37,12 @@ export interface ProxyListenerOptions {
   h2c?: boolean;
 }
 
-/** A server this listener serves: http and https ('request' events), http2 ('stream' events; HTTP/1.1 by ALPN as 'request'). */
-export type RequestServer = http.Server | import('node:https').Server | Http2SecureServer | Http2Server;
+/**
+ * A server this listener serves: a plain TCP server (HTTP/1.1 and h2c, plain-server.ts), or an
+ * HTTPS one whose HTTP/2 sessions come as 'stream' events and whose HTTP/1.1 connections (by ALPN)
+ * are taken over by meshgate's HTTP/1.1 server.
+ */
+export type RequestServer = TcpServer | Http2SecureServer | Http2Server;
 
 /** A stream's errors (a reset by the client) end in its 'close', which the exchange watches. */
 function ignoreStreamError(): void {}
@@ -53,7 +59,8 @@ export class ProxyListener implements ExchangeOwner {
   readonly #unrouted: RequestSeries;
   readonly #onRequestBound = (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res);
   readonly #onStreamBound = (stream: ServerHttp2Stream, headers: http.IncomingHttpHeaders, _flags: number, raw: string[]) => this.#onStream(stream, headers, raw);
-  readonly #onUpgradeBound = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head);
+  /** Every HTTP/1.1 connection of every server this listener serves. */
+  readonly #h1: H1Server;
   /** WebSocket exchanges in flight (establishing or open): destroyed when a drain times out. */
   readonly #upgrades = new Set<Exchange>();
   readonly #ws: WebSocketMetrics;
@@ -67,14 +74,20 @@ export class ProxyListener implements ExchangeOwner {
     this.#unrouted = opts.metrics.requests.series(opts.direction, '', '');
     this.#ws = websocketMetrics(opts.metrics.registry);
     this.#grpc = new GrpcMetrics(opts.metrics.registry);
+    this.#h1 = new H1Server({
+      request: (req, res) => this.#handle(req, res, false),
+      upgrade: (req, res, head) => this.#onUpgrade(req, res, head),
+      rejected: (status, code) => opts.log.debug({ dir: opts.direction, status, code }, 'rejected a malformed request'),
+      failed: (err) => opts.log.error({ dir: opts.direction, err }, 'request handling failed'),
+    });
     this.server = this.#plain();
   }
 
   /** A plain listener's server; its h2c twin (fed by the listener's sniffer) shares this listener's handlers. */
-  #plain(): http.Server {
-    const { h1, h2 } = createPlainServers(this.#o.h2c ?? true);
+  #plain(): TcpServer {
+    const { tcp, h2 } = createPlainServers(this.#o.h2c ?? true, this.#h1.accept);
     if (h2 !== undefined) this.#attach(h2);
-    return h1;
+    return tcp;
   }
 
   get draining(): boolean {
@@ -109,9 +122,21 @@ export class ProxyListener implements ExchangeOwner {
 
   #attach(srv: RequestServer): void {
     this.#servers.push(srv);
+    // An HTTPS server's HTTP/1.1 connections (by ALPN) go to meshgate's server instead of node:http.
+    const nodeH1 = srv.listeners('secureConnection').find((f) => f.name === 'connectionListener') as ((socket: TLSSocket) => void) | undefined;
+    if (nodeH1 !== undefined) {
+      const accept = this.#h1.accept;
+      srv.off('secureConnection', nodeH1);
+      srv.on('secureConnection', function (this: RequestServer, socket: TLSSocket) {
+        if (socket.alpnProtocol === false || socket.alpnProtocol === 'http/1.1') accept(socket);
+        else nodeH1.call(this, socket);
+      });
+    } else if (srv.listenerCount('secureConnection') > 0) {
+      throw new Error(`this Node.js (${process.version}) names its HTTP/2 server's connection handler differently: meshgate cannot take over HTTPS HTTP/1.1 connections`);
+    }
     // An HTTP/2 server sets up Node's compatibility layer when a 'request' listener is added. Its
-    // streams are taken on the stream API instead (h2-downstream.ts); 'request' then carries only
-    // HTTP/1.1 (allowHTTP1). Where a future Node names that hook differently, the layer stays.
+    // streams are taken on the stream API instead (h2-downstream.ts). Where a future Node names that
+    // hook differently, the layer stays and its requests come as 'request' events.
     const setupCompat = srv.listeners('newListener').find((f) => f.name === 'setupCompat');
     if (setupCompat !== undefined) {
       srv.off('newListener', setupCompat as (...args: unknown[]) => void);
@@ -123,16 +148,6 @@ export class ProxyListener implements ExchangeOwner {
       session.once('close', () => this.#sessions.delete(session));
       if (this.#draining) session.close();
     });
-    srv.on('upgrade', this.#onUpgradeBound);
-    // Node answers malformed requests (bad framing, smuggling attempts, oversized headers) with
-    // 400/431 and closes; record them so they are visible.
-    srv.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (err.code !== 'ECONNRESET') this.#o.log.debug({ dir: this.#o.direction, err: err.code ?? err.message }, 'rejected a malformed request');
-      if (socket.writable && !socket.writableEnded) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      } else socket.destroy();
-    });
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded by drainMs), then closes everything. */
@@ -140,12 +155,12 @@ export class ProxyListener implements ExchangeOwner {
     this.#draining = true;
     // An h2c twin never listened: its close() reports that, and is done.
     const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const s of this.#servers) (s as http.Server).closeIdleConnections?.();
+    this.#h1.drain();
     // GOAWAY: the client opens no new streams here; those in flight finish.
     for (const session of this.#sessions) session.close();
     const deadline = Date.now() + drainMs;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.#servers) (s as http.Server).closeAllConnections?.();
+    this.#h1.closeAll();
     for (const session of this.#sessions) session.destroy();
     // Upgraded sockets are no longer the server's to close: tunnels still open go now.
     for (const ex of this.#upgrades) ex.upgrade!.socket.destroy(SHUTDOWN);
@@ -158,10 +173,9 @@ export class ProxyListener implements ExchangeOwner {
     this.#handle(new H2Request(stream, headers, raw), new H2Response(stream, typeof te === 'string' && te.includes('trailers')), !stream.endAfterHeaders);
   }
 
+  /** HTTP/2 on the compatibility layer (only where the stream API could not be set up). */
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    // HTTP/2 on the compatibility layer (only where the stream API could not be set up).
-    const h2Body = req.httpVersionMajor === 2 && (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
-    this.#handle(req, res, h2Body);
+    this.#handle(req, res, (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false);
   }
 
   #handle(req: DownstreamRequest, res: DownstreamResponse, h2Body: boolean): void {
@@ -186,18 +200,12 @@ export class ProxyListener implements ExchangeOwner {
   }
 
   /**
-   * An HTTP/1.1 Upgrade. The request gets a ServerResponse bound to its socket (as Node does for
-   * ordinary requests), so refusals take the same local-reply path (JSON errors, plugin replies,
-   * metrics, access log). A WebSocket handshake is marked and routed; the router's mesh client then
-   * tunnels it instead of forwarding it (client/tunnel.ts).
+   * An HTTP/1.1 Upgrade. Refusals take the ordinary local-reply path (JSON errors, plugin replies,
+   * metrics, access log) and close the connection. A WebSocket handshake is marked and routed; the
+   * router's mesh client then tunnels it instead of forwarding it (client/tunnel.ts).
    */
-  #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', destroyOnError);
+  #onUpgrade(req: H1Request, res: H1Response, head: Buffer): void {
     this.#inflight++;
-    const res = new http.ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket as import('node:net').Socket);
-    res.on('finish', endSocketOnFinish);
     const ex = new Exchange(req, res, this);
     forwardRequestHeaders(req.rawHeaders, this.#o.edge ? (req.socket.remoteAddress ?? '') : null, (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', ex);
     ex.echoRequestId = this.#o.edge;
@@ -207,7 +215,7 @@ export class ProxyListener implements ExchangeOwner {
     }
     if (upgradeKind(req) === 'websocket') {
       this.#upgrades.add(ex);
-      ex.upgrade = { socket, head, protocol: 'websocket' };
+      ex.upgrade = { socket: req.socket as Socket, head, protocol: 'websocket' };
       if (ex.method !== 'GET' || ex.hasBody) {
         ex.fail('BAD_REQUEST', 'a WebSocket handshake is a GET without a body (RFC 6455 §4.1)');
         return;
@@ -215,7 +223,7 @@ export class ProxyListener implements ExchangeOwner {
       // forwardRequestHeaders dropped them as hop-by-hop: this hop re-states the upgrade.
       ex.headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
     } else if (ex.hasBody) {
-      // Node's parser stops at an upgrade's head, so its body cannot be forwarded.
+      // The parser stops at an upgrade's head, so its body cannot be forwarded.
       ex.fail('BAD_REQUEST', `Upgrade: ${String(req.headers.upgrade)} is not supported on a request with a body`);
       return;
     }

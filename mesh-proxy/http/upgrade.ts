@@ -1,8 +1,6 @@
-// HTTP/1.1 Upgrade requests as the listener receives them (node:http's 'upgrade' event hands over
-// the raw socket): what is tunnelled, what is served as a plain request, and the socket handlers
-// such a request needs. Module-level functions with `this` bound by the emitter: no closures.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+// HTTP/1.1 Upgrade requests as the listener receives them (h1-server.ts hands over the socket and
+// the bytes read past the head): what is tunnelled and what is served as a plain request.
+import type { DownstreamRequest } from './h2-downstream.ts';
 
 /**
  * `websocket` for a WebSocket handshake; `other` for any other token (h2c, TLS/1.0 …), which is
@@ -10,17 +8,7 @@ import type { Duplex } from 'node:stream';
  * closes (curl --http2 on http:// sends `Upgrade: h2c`; Node does not implement h2c upgrades and
  * RFC 9113 deprecated them).
  */
-export function upgradeKind(req: IncomingMessage): 'websocket' | 'other' {
+export function upgradeKind(req: Pick<DownstreamRequest, 'headers'>): 'websocket' | 'other' {
   const u = req.headers.upgrade;
   return typeof u === 'string' && u.length === 9 && u.toLowerCase() === 'websocket' ? 'websocket' : 'other';
-}
-
-/** node:http removes its own 'error' listener from an upgraded socket: one is needed at once. */
-export function destroyOnError(this: Duplex): void {
-  this.destroy();
-}
-
-/** A reply on an upgrade's own ServerResponse ends the connection (no server loop reads a next request). */
-export function endSocketOnFinish(this: ServerResponse): void {
-  this.socket?.end();
 }

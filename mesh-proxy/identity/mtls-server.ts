@@ -73,8 +73,6 @@ export function createMtlsServer(identity: WorkloadIdentity, log: Logger): http2
     noDelay: true,
     settings: H2_SERVER_SETTINGS,
   } as http2.SecureServerOptions);
-  // As the plain listener: idle keep-alive connections outlive the callers' pools' idle timeouts.
-  (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 65_000;
   server.prependListener('secureConnection', onSecureConnection);
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);

@@ -1,0 +1,392 @@
+// One client connection of meshgate's HTTP/1.1 server (h1-server.ts): llhttp reads requests off the
+// socket; each becomes an H1Request/H1Response pair, handed to the listener one at a time in the
+// order they arrived (pipelined requests wait their turn: RFC 9112 §9.3.2). Listeners are
+// module-level functions finding the connection through a symbol: no closure per connection or
+// per request.
+import type { Socket } from 'node:net';
+import { HTTP_METHODS, HTTPParser, MAX_HEADER_SIZE, type NodeHttpParser } from '../client/h1-wire.ts';
+import { H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
+import type { H1Server } from './h1-server.ts';
+
+const kConn = Symbol('meshgate.h1server.conn');
+type TaggedParser = NodeHttpParser & { [kConn]: H1ServerConnection };
+type TaggedSocket = Socket & { [kConn]?: H1ServerConnection };
+
+/** Requests read ahead of their turn (pipelined) before the connection stops reading. */
+const MAX_QUEUED = 16;
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+function onMessageBegin(this: TaggedParser): void {
+  this[kConn].messageBegin();
+}
+function onHeaders(this: TaggedParser, list: string[], url: string): void {
+  this[kConn].headerChunk(list, url);
+}
+function onHeadersComplete(
+  this: TaggedParser, major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined,
+  _status: unknown, _statusText: unknown, upgrade: boolean, keepAlive: boolean,
+): number {
+  this[kConn].headersComplete(major, minor, raw, method, url, upgrade, keepAlive);
+  return 0;
+}
+function onBody(this: TaggedParser, chunk: Buffer): void {
+  this[kConn].bodyChunk(chunk);
+}
+function onMessageComplete(this: TaggedParser): void {
+  this[kConn].messageComplete();
+}
+function onSocketData(this: TaggedSocket, chunk: Buffer): void {
+  this[kConn]?.data(chunk);
+}
+function onSocketEnd(this: TaggedSocket): void {
+  this[kConn]?.ended();
+}
+function onSocketError(this: TaggedSocket): void {
+  // The reason reaches the exchange as a closed connection ('close' follows).
+  this.destroy();
+}
+function onSocketClose(this: TaggedSocket): void {
+  this[kConn]?.closed();
+}
+
+const ABORTED = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+
+export class H1ServerConnection implements H1ConnectionSide {
+  readonly socket: TaggedSocket;
+  readonly server: H1Server;
+  readonly #parser: TaggedParser;
+  /** The request whose message is being read (its head is in; its body may still be arriving). */
+  #reading: H1Request | null = null;
+  /** The response being served. */
+  #active: H1Response | null = null;
+  /** Requests read behind the active one, waiting their turn. */
+  readonly #queue: H1Response[] = [];
+  /** An upgrade request, answered once those before it are (nothing is parsed after it). */
+  #upgrading: H1Response | null = null;
+  /** The new protocol's first bytes, read with the upgrade's head. */
+  #upgradeHead: Buffer | null = null;
+  #headerChunk: string[] = [];
+  #url = '';
+  /** The server's clock when the current head began (0: no head arriving). */
+  headStartedAt = 0;
+  /** The server's clock when the current request began (0: none being read). */
+  requestStartedAt = 0;
+  /** The server's clock since when the connection has had nothing to do (0: busy). */
+  idleSince: number;
+  /** No more requests are read: the connection ends after the response in progress. */
+  #closing = false;
+  #detached = false;
+  #closed = false;
+
+  constructor(server: H1Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket as TaggedSocket;
+    this.socket[kConn] = this;
+    this.idleSince = server.clock;
+    const p = new HTTPParser() as TaggedParser;
+    p.initialize(HTTPParser.REQUEST, {}, MAX_HEADER_SIZE, 0);
+    p[kConn] = this;
+    p[HTTPParser.kOnMessageBegin] = onMessageBegin;
+    p[HTTPParser.kOnHeaders] = onHeaders;
+    p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
+    p[HTTPParser.kOnBody] = onBody;
+    p[HTTPParser.kOnMessageComplete] = onMessageComplete;
+    this.#parser = p;
+    socket.setNoDelay(true);
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+  }
+
+  get keepAliveSeconds(): number {
+    return this.server.keepAliveSeconds;
+  }
+
+  get draining(): boolean {
+    return this.server.draining;
+  }
+
+  /** Nothing in flight and nothing half-read: the connection may close without losing a request. */
+  get idle(): boolean {
+    return this.#active === null && this.#queue.length === 0 && this.headStartedAt === 0 && this.#reading === null;
+  }
+
+  // --- parser events (inside execute) ---
+
+  messageBegin(): void {
+    this.headStartedAt = this.requestStartedAt = this.server.clock;
+    this.idleSince = 0;
+  }
+
+  headerChunk(list: string[], url: string): void {
+    // Node's parser hands over heads of more than 32 fields (and long URLs) in pieces.
+    for (const x of list) this.#headerChunk.push(x);
+    this.#url += url;
+  }
+
+  headersComplete(major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): void {
+    this.headStartedAt = 0;
+    if (raw === undefined) {
+      raw = this.#headerChunk;
+      this.#headerChunk = [];
+    }
+    if (url === undefined) {
+      url = this.#url;
+      this.#url = '';
+    }
+    const req = new H1Request(this, HTTP_METHODS[method] ?? '', url, raw, major, minor);
+    this.#reading = req;
+    if (this.#closing) {
+      // Read after "Connection: close" or a refusal: never answered, its body dropped.
+      req.dump();
+      return;
+    }
+    if (!keepAlive) this.#closing = true;
+    const problem = checkHead(req);
+    if (problem !== undefined) {
+      this.#closing = true;
+      req.dump();
+      if (this.#active === null) this.reject(problem.status, problem.code, problem.message);
+      return;
+    }
+    const res = new H1Response(req, keepAlive && !upgrade);
+    if (upgrade) {
+      // The rest of the connection is the new protocol's: nothing more is parsed (see data()).
+      this.#closing = true;
+      this.#upgrading = res;
+      return;
+    }
+    if (this.#active !== null) {
+      this.#queue.push(res);
+      if (this.#queue.length >= MAX_QUEUED) this.socket.pause();
+      return;
+    }
+    this.#dispatch(res);
+  }
+
+  bodyChunk(chunk: Buffer): void {
+    const req = this.#reading;
+    if (req !== null && !req.received(chunk)) this.socket.pause();
+  }
+
+  messageComplete(): void {
+    const req = this.#reading;
+    this.#reading = null;
+    this.requestStartedAt = 0;
+    if (req === null) return;
+    req.ended();
+    // The response ended before its body did: the connection was waiting for the rest to go by.
+    if (this.#active === null && !this.#closing && req.dumping) this.#next();
+  }
+
+  // --- the request's side ---
+
+  #dispatch(res: H1Response): void {
+    this.#active = res;
+    this.idleSince = 0;
+    const req = res.req;
+    // RFC 9110 §10.1.1: the client waits for this before sending the body (node:http sends it unasked too).
+    if (req.expectsContinue) this.socket.write(CONTINUE, 'latin1');
+    try {
+      this.server.handlers.request(req, res);
+    } catch (err) {
+      this.server.handlers.failed(err as Error);
+      this.socket.destroy();
+    }
+  }
+
+  resumeReading(): void {
+    if (!this.#closed && !this.#detached && this.#upgrading === null && this.#queue.length < MAX_QUEUED) this.socket.resume();
+  }
+
+  responseDone(res: H1Response): void {
+    if (res !== this.#active) return;
+    this.#active = null;
+    const req = res.req;
+    if (!req.complete) {
+      // What is left of the body is read and dropped (a consumer may have paused the socket for it).
+      req.dump();
+      this.resumeReading();
+    }
+    if (!res.shouldKeepAlive || this.#closing || this.server.draining) {
+      this.#closing = true;
+      // The FIN goes out while an unread body still arrives: closing on it at once would make the
+      // kernel reset the connection, and the client could lose the response.
+      this.socket.end();
+      return;
+    }
+    // Otherwise the next request waits for this one's body to go by (messageComplete).
+    if (req.complete) this.#next();
+  }
+
+  /** The socket is a tunnel's now (an upgrade the upstream accepted). */
+  detach(): void {
+    this.#active = null;
+    this.#detached = true;
+    this.#release();
+  }
+
+  #next(): void {
+    const res = this.#queue.shift();
+    if (res !== undefined) {
+      this.resumeReading();
+      this.#dispatch(res);
+      return;
+    }
+    if (this.#upgrading !== null && this.#upgradeHead !== null) {
+      this.#upgrade();
+      return;
+    }
+    if (this.headStartedAt === 0) this.idleSince = this.server.clock;
+  }
+
+  #upgrade(): void {
+    const res = this.#upgrading!;
+    const head = this.#upgradeHead!;
+    this.#active = res;
+    this.idleSince = 0;
+    try {
+      this.server.handlers.upgrade(res.req, res, head);
+    } catch (err) {
+      this.server.handlers.failed(err as Error);
+      this.socket.destroy();
+    }
+  }
+
+  // --- socket events ---
+
+  data(chunk: Buffer): void {
+    if (this.#upgrading !== null) return;
+    let r: number | Error;
+    try {
+      r = this.#parser.execute(chunk);
+    } catch (err) {
+      this.server.handlers.failed(err as Error);
+      this.socket.destroy();
+      return;
+    }
+    if (r instanceof Error) {
+      this.#parseError((r as Error & { code?: string }).code ?? 'HPE_INVALID');
+      return;
+    }
+    if (this.#upgrading !== null) {
+      // llhttp stopped at the upgrade's head: what follows belongs to the new protocol.
+      this.#upgradeHead = chunk.subarray(r);
+      this.socket.off('data', onSocketData);
+      this.socket.pause();
+      if (this.#active === null) this.#upgrade();
+    }
+  }
+
+  #parseError(code: string): void {
+    this.#closing = true;
+    this.headStartedAt = 0;
+    const req = this.#reading;
+    // A body cut short by bad framing fails its exchange (which answers, or resets what it started).
+    if (req !== null && this.#active?.req === req) {
+      this.#active.shouldKeepAlive = false;
+      req.aborted(Object.assign(new Error(`malformed request body (${code})`), { code }));
+      return;
+    }
+    if (this.#active !== null) {
+      this.#active.shouldKeepAlive = false;
+      return;
+    }
+    if (code === 'HPE_HEADER_OVERFLOW') this.reject(431, 'HEADERS_TOO_LARGE', `the request head is larger than ${MAX_HEADER_SIZE} bytes`);
+    else this.reject(400, 'BAD_REQUEST', `malformed HTTP/1.1 request (${code})`);
+  }
+
+  ended(): void {
+    // A client that half-closes with a request in flight has gone, as node:http and Envoy treat it.
+    if (this.idle) this.socket.end();
+    else this.socket.destroy();
+  }
+
+  closed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reading?.aborted(ABORTED);
+    const active = this.#active;
+    this.#active = null;
+    this.#queue.length = 0;
+    active?.closed();
+    this.#release();
+  }
+
+  #release(): void {
+    const s = this.socket;
+    s.off('data', onSocketData);
+    s.off('end', onSocketEnd);
+    s.off('close', onSocketClose);
+    // A tunnel keeps an 'error' listener of its own; a closed socket needs none.
+    if (this.#closed) s.off('error', onSocketError);
+    s[kConn] = undefined;
+    this.server.connections.delete(this);
+    this.#parser.close();
+  }
+
+  /**
+   * Answers a request the server refuses on its own (malformed, oversized, timed out) with a JSON
+   * error, and closes. Only when no response is in progress; otherwise the connection is cut.
+   */
+  reject(status: number, code: string, message: string): void {
+    this.#closing = true;
+    this.server.handlers.rejected(status, code);
+    if (this.#active !== null || !this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({ error: { code, message } });
+    this.socket.end(
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-meshgate-error: ${code}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  /** The server's sweep: a head or a request that took too long, or a keep-alive connection idle too long. */
+  sweep(now: number): void {
+    const s = this.server;
+    if (this.idleSince > 0 && now - this.idleSince >= s.keepAliveTimeoutMs) this.socket.destroy();
+    else if (this.headStartedAt > 0 && now - this.headStartedAt >= s.headersTimeoutMs) this.#timedOut('the request head');
+    else if (this.requestStartedAt > 0 && now - this.requestStartedAt >= s.requestTimeoutMs) this.#timedOut('the request');
+  }
+
+  #timedOut(what: string): void {
+    this.headStartedAt = this.requestStartedAt = 0;
+    if (this.#active !== null) this.socket.destroy();
+    else this.reject(408, 'REQUEST_TIMEOUT', `${what} did not arrive in time`);
+  }
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 501: 'Not Implemented', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
+
+interface HeadProblem {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * What node:http refuses before a request reaches a handler: an HTTP/1.1 request without Host
+ * (RFC 9112 §3.2), an Expect other than 100-continue (RFC 9110 §10.1.1), and CONNECT, which a
+ * reverse proxy does not tunnel. Also notes whether the client waits for 100 Continue.
+ */
+function checkHead(req: H1Request): HeadProblem | undefined {
+  if (req.method === '') return { status: 501, code: 'NOT_IMPLEMENTED', message: 'the request method is not supported' };
+  if (req.method === 'CONNECT') return { status: 405, code: 'METHOD_NOT_ALLOWED', message: 'CONNECT is not supported: meshgate is a reverse proxy' };
+  if (req.httpVersionMajor !== 1) return { status: 505, code: 'HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported` };
+  const raw = req.rawHeaders;
+  let host = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 4) {
+      if (n.toLowerCase() === 'host') host = true;
+    } else if (n.length === 6 && n.toLowerCase() === 'expect') {
+      if (raw[i + 1].toLowerCase() !== '100-continue') return { status: 417, code: 'EXPECTATION_FAILED', message: `Expect: ${raw[i + 1]} is not supported (only 100-continue)` };
+      if (req.httpVersionMinor >= 1) req.expectsContinue = true;
+    }
+  }
+  if (!host && req.httpVersionMinor >= 1) return { status: 400, code: 'BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header' };
+  return undefined;
+}
