@@ -137,6 +137,8 @@ const UNSAFE_FIELD = /[\r\n\0]/;
 const CLOSE_OPTION = /(?:^|,)\s*close\s*(?:,|$)/i;
 const CHUNKED_LAST = /(?:^|,)\s*chunked\s*$/i;
 const KEEP_ALIVE = 'connection: keep-alive\r\n';
+/** Bodies up to this size are copied behind their head rather than written beside it. */
+const MERGE_LIMIT = 16 * 1024;
 const CLOSE = 'connection: close\r\n';
 
 let dateSecond = 0;
@@ -269,6 +271,16 @@ export class H1Response implements DownstreamResponse {
     if (!this.#headersSent) this.writeHead(200);
     const socket = this.req.conn.socket;
     if (socket.destroyed) return true;
+    if (!this.#written && !this.#chunked && !this.#noBody && typeof chunk !== 'string' && chunk.length <= MERGE_LIMIT) {
+      // A small body leaves with its head in one buffer: one write(), no cork, no writev.
+      const head = this.#head;
+      const out = Buffer.allocUnsafe(head.length + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      this.#written = true;
+      this.#head = '';
+      return socket.write(out);
+    }
     this.#flushHead(socket);
     if (this.#noBody || chunk.length === 0) return true;
     if (!this.#chunked) return socket.write(chunk);
