@@ -39,6 +39,8 @@ export class H1Request implements DownstreamRequest {
   complete = false;
   /** The response ended before the body was read: what is left of it is read and dropped. */
   dumping = false;
+  /** Its response has ended. */
+  answered = false;
   /** The client sent `Expect: 100-continue` and waits for the interim response before the body. */
   expectsContinue = false;
   #headers: IncomingHttpHeaders | undefined;
@@ -144,7 +146,7 @@ const CLOSE = 'connection: close\r\n';
 let dateSecond = 0;
 let dateField = '';
 /** The Date field, formatted once a second. */
-function dateHeader(): string {
+export function dateHeader(): string {
   const now = Date.now();
   const second = Math.floor(now / 1000);
   if (second !== dateSecond) {

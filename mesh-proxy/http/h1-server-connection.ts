@@ -5,7 +5,7 @@
 // per request.
 import type { Socket } from 'node:net';
 import { HTTP_METHODS, HTTPParser, MAX_HEADER_SIZE, type NodeHttpParser } from '../client/h1-wire.ts';
-import { H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
+import { dateHeader, H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
 import type { H1Server } from './h1-server.ts';
 
 const kConn = Symbol('meshgate.h1server.conn');
@@ -73,8 +73,13 @@ export class H1ServerConnection implements H1ConnectionSide {
   requestStartedAt = 0;
   /** The server's clock since when the connection has had nothing to do (0: busy). */
   idleSince: number;
-  /** No more requests are read: the connection ends after the response in progress. */
-  #closing = false;
+  /**
+   * No request after the last one read is answered (it asked to close, upgraded, or could not be
+   * parsed): the connection ends once those before have been answered, in order.
+   */
+  #lastRead = false;
+  /** A refusal owed to the last request read, sent in its turn. */
+  #refusal: Refusal | undefined;
   #detached = false;
   #closed = false;
 
@@ -137,23 +142,22 @@ export class H1ServerConnection implements H1ConnectionSide {
     }
     const req = new H1Request(this, HTTP_METHODS[method] ?? '', url, raw, major, minor);
     this.#reading = req;
-    if (this.#closing) {
-      // Read after "Connection: close" or a refusal: never answered, its body dropped.
+    if (this.#lastRead) {
+      // Sent after "Connection: close" or a refusal: never answered, its body dropped.
       req.dump();
       return;
     }
-    if (!keepAlive) this.#closing = true;
     const problem = checkHead(req);
     if (problem !== undefined) {
-      this.#closing = true;
       req.dump();
-      if (this.#active === null) this.reject(problem.status, problem.code, problem.message);
+      this.#refuse(problem);
       return;
     }
+    if (!keepAlive) this.#lastRead = true;
     const res = new H1Response(req, keepAlive && !upgrade);
     if (upgrade) {
       // The rest of the connection is the new protocol's: nothing more is parsed (see data()).
-      this.#closing = true;
+      this.#lastRead = true;
       this.#upgrading = res;
       return;
     }
@@ -176,8 +180,8 @@ export class H1ServerConnection implements H1ConnectionSide {
     this.requestStartedAt = 0;
     if (req === null) return;
     req.ended();
-    // The response ended before its body did: the connection was waiting for the rest to go by.
-    if (this.#active === null && !this.#closing && req.dumping) this.#next();
+    // Its response ended before its body did: the connection was waiting for the rest to go by.
+    if (req.answered && this.#active === null) this.#next();
   }
 
   // --- the request's side ---
@@ -204,15 +208,20 @@ export class H1ServerConnection implements H1ConnectionSide {
     if (res !== this.#active) return;
     this.#active = null;
     const req = res.req;
+    req.answered = true;
     if (!req.complete) {
       // What is left of the body is read and dropped (a consumer may have paused the socket for it).
       req.dump();
       this.resumeReading();
     }
-    if (!res.shouldKeepAlive || this.#closing || this.server.draining) {
-      this.#closing = true;
-      // The FIN goes out while an unread body still arrives: closing on it at once would make the
-      // kernel reset the connection, and the client could lose the response.
+    if (!res.shouldKeepAlive) {
+      // The response said "close" (or had no length): requests read behind it go unanswered, as
+      // the client was told. The FIN goes out while an unread body may still arrive: closing on it
+      // at once would make the kernel reset the connection, and the client could lose the response.
+      this.#lastRead = true;
+      this.#queue.length = 0;
+      this.#upgrading = null;
+      this.#refusal = undefined;
       this.socket.end();
       return;
     }
@@ -232,13 +241,21 @@ export class H1ServerConnection implements H1ConnectionSide {
     if (res !== undefined) {
       this.resumeReading();
       this.#dispatch(res);
-      return;
-    }
-    if (this.#upgrading !== null && this.#upgradeHead !== null) {
-      this.#upgrade();
-      return;
-    }
-    if (this.headStartedAt === 0) this.idleSince = this.server.clock;
+    } else if (this.#refusal !== undefined) {
+      const r = this.#refusal;
+      this.#refusal = undefined;
+      this.reject(r.status, r.code, r.message);
+    } else if (this.#upgrading !== null) {
+      if (this.#upgradeHead !== null) this.#upgrade();
+    } else if (this.#lastRead) this.socket.end();
+    else if (this.headStartedAt === 0) this.idleSince = this.server.clock;
+  }
+
+  /** Refuses the last request read: now, or once those before it are answered. */
+  #refuse(r: Refusal): void {
+    this.#lastRead = true;
+    if (this.#active === null) this.reject(r.status, r.code, r.message);
+    else this.#refusal = r;
   }
 
   #upgrade(): void {
@@ -280,21 +297,20 @@ export class H1ServerConnection implements H1ConnectionSide {
   }
 
   #parseError(code: string): void {
-    this.#closing = true;
-    this.headStartedAt = 0;
+    this.headStartedAt = this.requestStartedAt = 0;
+    this.#lastRead = true;
     const req = this.#reading;
-    // A body cut short by bad framing fails its exchange (which answers, or resets what it started).
-    if (req !== null && this.#active?.req === req) {
-      this.#active.shouldKeepAlive = false;
-      req.aborted(Object.assign(new Error(`malformed request body (${code})`), { code }));
+    this.#reading = null;
+    if (req === null) {
+      // A head that makes no sense (or is too large) is refused in its turn.
+      if (code === 'HPE_HEADER_OVERFLOW') this.#refuse({ status: 431, code: 'HEADERS_TOO_LARGE', message: `the request head is larger than ${MAX_HEADER_SIZE} bytes` });
+      else this.#refuse({ status: 400, code: 'BAD_REQUEST', message: `malformed HTTP/1.1 request (${code})` });
       return;
     }
-    if (this.#active !== null) {
-      this.#active.shouldKeepAlive = false;
-      return;
-    }
-    if (code === 'HPE_HEADER_OVERFLOW') this.reject(431, 'HEADERS_TOO_LARGE', `the request head is larger than ${MAX_HEADER_SIZE} bytes`);
-    else this.reject(400, 'BAD_REQUEST', `malformed HTTP/1.1 request (${code})`);
+    // A body cut short by bad framing fails its exchange, which answers (or resets what it started).
+    // One already answered, or never to be, has nothing more to say: the connection ends in turn.
+    if (!req.dumping) req.aborted(Object.assign(new Error(`malformed request body (${code})`), { code }));
+    else if (this.#active === null) this.#next();
   }
 
   ended(): void {
@@ -331,7 +347,7 @@ export class H1ServerConnection implements H1ConnectionSide {
    * error, and closes. Only when no response is in progress; otherwise the connection is cut.
    */
   reject(status: number, code: string, message: string): void {
-    this.#closing = true;
+    this.#lastRead = true;
     this.server.handlers.rejected(status, code);
     if (this.#active !== null || !this.socket.writable) {
       this.socket.destroy();
@@ -340,7 +356,7 @@ export class H1ServerConnection implements H1ConnectionSide {
     const body = JSON.stringify({ error: { code, message } });
     this.socket.end(
       `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `x-meshgate-error: ${code}\r\nconnection: close\r\n\r\n${body}`,
+        `x-meshgate-error: ${code}\r\n${dateHeader()}connection: close\r\n\r\n${body}`,
     );
   }
 
@@ -361,7 +377,7 @@ export class H1ServerConnection implements H1ConnectionSide {
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 501: 'Not Implemented', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
 
-interface HeadProblem {
+interface Refusal {
   status: number;
   code: string;
   message: string;
@@ -372,7 +388,7 @@ interface HeadProblem {
  * (RFC 9112 §3.2), an Expect other than 100-continue (RFC 9110 §10.1.1), and CONNECT, which a
  * reverse proxy does not tunnel. Also notes whether the client waits for 100 Continue.
  */
-function checkHead(req: H1Request): HeadProblem | undefined {
+function checkHead(req: H1Request): Refusal | undefined {
   if (req.method === '') return { status: 501, code: 'NOT_IMPLEMENTED', message: 'the request method is not supported' };
   if (req.method === 'CONNECT') return { status: 405, code: 'METHOD_NOT_ALLOWED', message: 'CONNECT is not supported: meshgate is a reverse proxy' };
   if (req.httpVersionMajor !== 1) return { status: 505, code: 'HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported` };
