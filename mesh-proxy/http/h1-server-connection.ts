@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { HTTP_METHODS, HTTPParser, MAX_HEADER_SIZE, type NodeHttpParser } from '../client/h1-wire.ts';
 import { dateHeader, H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
+import { checkHead, REASONS, type Refusal } from './h1-refusals.ts';
 import type { H1Server } from './h1-server.ts';
 
 const kConn = Symbol('meshgate.h1server.conn');
@@ -82,6 +83,8 @@ export class H1ServerConnection implements H1ConnectionSide {
   #refusal: Refusal | undefined;
   #detached = false;
   #closed = false;
+  /** llhttp found an error: nothing more is parsed. */
+  #broken = false;
 
   constructor(server: H1Server, socket: Socket) {
     this.server = server;
@@ -214,9 +217,9 @@ export class H1ServerConnection implements H1ConnectionSide {
       req.dump();
       this.resumeReading();
     }
-    if (!res.shouldKeepAlive) {
-      // The response said "close" (or had no length): requests read behind it go unanswered, as
-      // the client was told. The FIN goes out while an unread body may still arrive: closing on it
+    if (!res.shouldKeepAlive || this.server.draining) {
+      // The response said "close" (or had no length), or the server drains: requests read behind
+      // it go unanswered (a client retries what a closed connection left unanswered). The FIN goes out while an unread body may still arrive: closing on it
       // at once would make the kernel reset the connection, and the client could lose the response.
       this.#lastRead = true;
       this.#queue.length = 0;
@@ -274,7 +277,8 @@ export class H1ServerConnection implements H1ConnectionSide {
   // --- socket events ---
 
   data(chunk: Buffer): void {
-    if (this.#upgrading !== null) return;
+    // After an upgrade the bytes are the new protocol's; after a parse error, llhttp reads no more.
+    if (this.#upgrading !== null || this.#broken) return;
     let r: number | Error;
     try {
       r = this.#parser.execute(chunk);
@@ -297,6 +301,7 @@ export class H1ServerConnection implements H1ConnectionSide {
   }
 
   #parseError(code: string): void {
+    this.#broken = true;
     this.headStartedAt = this.requestStartedAt = 0;
     this.#lastRead = true;
     const req = this.#reading;
@@ -373,36 +378,4 @@ export class H1ServerConnection implements H1ConnectionSide {
     if (this.#active !== null) this.socket.destroy();
     else this.reject(408, 'REQUEST_TIMEOUT', `${what} did not arrive in time`);
   }
-}
-
-const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 501: 'Not Implemented', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
-
-interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-}
-
-/**
- * What node:http refuses before a request reaches a handler: an HTTP/1.1 request without Host
- * (RFC 9112 §3.2), an Expect other than 100-continue (RFC 9110 §10.1.1), and CONNECT, which a
- * reverse proxy does not tunnel. Also notes whether the client waits for 100 Continue.
- */
-function checkHead(req: H1Request): Refusal | undefined {
-  if (req.method === '') return { status: 501, code: 'NOT_IMPLEMENTED', message: 'the request method is not supported' };
-  if (req.method === 'CONNECT') return { status: 405, code: 'METHOD_NOT_ALLOWED', message: 'CONNECT is not supported: meshgate is a reverse proxy' };
-  if (req.httpVersionMajor !== 1) return { status: 505, code: 'HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported` };
-  const raw = req.rawHeaders;
-  let host = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    if (n.length === 4) {
-      if (n.toLowerCase() === 'host') host = true;
-    } else if (n.length === 6 && n.toLowerCase() === 'expect') {
-      if (raw[i + 1].toLowerCase() !== '100-continue') return { status: 417, code: 'EXPECTATION_FAILED', message: `Expect: ${raw[i + 1]} is not supported (only 100-continue)` };
-      if (req.httpVersionMinor >= 1) req.expectsContinue = true;
-    }
-  }
-  if (!host && req.httpVersionMinor >= 1) return { status: 400, code: 'BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header' };
-  return undefined;
 }

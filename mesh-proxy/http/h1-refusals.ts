@@ -1,0 +1,35 @@
+// What meshgate's HTTP/1.1 server refuses before a request reaches the proxy (as node:http does,
+// with meshgate's JSON errors): the checks on a request's head, and the reason phrases of refusals.
+import type { H1Request } from './h1-downstream.ts';
+
+export const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 501: 'Not Implemented', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
+
+export interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * What node:http refuses before a request reaches a handler: an HTTP/1.1 request without Host
+ * (RFC 9112 §3.2), an Expect other than 100-continue (RFC 9110 §10.1.1), and CONNECT, which a
+ * reverse proxy does not tunnel. Also notes whether the client waits for 100 Continue.
+ */
+export function checkHead(req: H1Request): Refusal | undefined {
+  if (req.method === '') return { status: 501, code: 'NOT_IMPLEMENTED', message: 'the request method is not supported' };
+  if (req.method === 'CONNECT') return { status: 405, code: 'METHOD_NOT_ALLOWED', message: 'CONNECT is not supported: meshgate is a reverse proxy' };
+  if (req.httpVersionMajor !== 1) return { status: 505, code: 'HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported` };
+  const raw = req.rawHeaders;
+  let host = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 4) {
+      if (n.toLowerCase() === 'host') host = true;
+    } else if (n.length === 6 && n.toLowerCase() === 'expect') {
+      if (raw[i + 1].toLowerCase() !== '100-continue') return { status: 417, code: 'EXPECTATION_FAILED', message: `Expect: ${raw[i + 1]} is not supported (only 100-continue)` };
+      if (req.httpVersionMinor >= 1) req.expectsContinue = true;
+    }
+  }
+  if (!host && req.httpVersionMinor >= 1) return { status: 400, code: 'BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header' };
+  return undefined;
+}
