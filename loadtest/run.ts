@@ -14,6 +14,7 @@ import { startNginx } from './nginx.ts';
 import { renderTable, type Row } from './report.ts';
 import { allTargets, balancerTargets, grpcTargets, meshPathTargets, pluginTargets, sidecarTargets, tlsH2Targets, type Target } from './targets.ts';
 import { preparePlugins } from './plugin-setup.ts';
+import { buildIsFresh } from '../bin/entry.js';
 
 /** What a scenario sets up around its targets (keys, a redis-server) and the requests' headers. */
 interface Prepared {
@@ -239,7 +240,19 @@ async function runScenario(name: string, s: Scenario): Promise<string> {
   ].join('\n');
 }
 
+/**
+ * meshgate's targets run from the compiled build only while it is newer than every source; a stale
+ * one means tsx's loader (tens of MB of RSS, a slower start), so the table says which it was.
+ */
+function buildNote(freshAtStart: boolean): string {
+  if (!freshAtStart) return 'meshgate ran from its TypeScript sources through tsx (the build was stale: run `npm run build`); its RSS and CPU figures are not representative.';
+  if (!buildIsFresh()) return 'Sources changed during the run: targets started after that ran from the sources through tsx; run again for representative figures.';
+  return 'meshgate ran from its compiled build.';
+}
+
 async function main(): Promise<void> {
+  const fresh = buildIsFresh();
+  if (!fresh) console.error('warning: the build is older than the sources: meshgate runs through tsx (run `npm run build` for representative figures)');
   const header = [
     HAS_TASKSET && multiCore
       ? `Pinned: proxy under test on core ${PROXY_CORE}; load generator and upstreams on core ${LOAD_CORE} (taskset).`
@@ -249,6 +262,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const parts = [header];
   for (const name of selected) parts.push(await runScenario(name, SCENARIOS[name]));
+  parts.push(buildNote(fresh), '');
   const out = parts.join('\n');
   console.log(out);
   if (values.out) writeFileSync(values.out, `# meshgate load-test results\n\nRun on ${new Date().toISOString().slice(0, 10)} with \`npm run loadtest\`.\n\n${out}`);

@@ -69,7 +69,8 @@ export class H1Server {
       this.#sweep = setInterval(sweep, SWEEP_MS, this);
       this.#sweep.unref();
     }
-    if (this.draining) {
+    // A client that left during the TLS handshake's last step may be gone already ('close' emitted).
+    if (this.draining || socket.destroyed) {
       socket.destroy();
       return;
     }
