@@ -62,7 +62,8 @@ export class H1Request implements DownstreamRequest {
   /** Headers by lower-case name, built on first use (the proxy path reads the raw list). */
   get headers(): IncomingHttpHeaders {
     if (this.#headers !== undefined) return this.#headers;
-    const out: Record<string, string | string[]> = Object.create(null);
+    // A plain object, as node:http's (a "__proto__" field holds a string, which sets no prototype).
+    const out: Record<string, string | string[]> = {};
     const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toLowerCase();
@@ -76,11 +77,15 @@ export class H1Request implements DownstreamRequest {
     return (this.#headers = out);
   }
 
+  /** Why the body cannot be read to its end (the client left, or its framing broke). */
+  #error: Error | undefined;
+
   /** The request body (made on first use, or by the first body bytes to arrive). */
   body(): Readable {
     if (this.#body === undefined) {
       this.#body = new H1Body(this);
       if (this.complete) this.#body.push(null);
+      else if (this.#error !== undefined) this.#body.destroy(this.#error);
     }
     return this.#body;
   }
@@ -97,9 +102,15 @@ export class H1Request implements DownstreamRequest {
     if (this.#body !== undefined && !this.dumping) this.#body.push(null);
   }
 
-  /** The connection closed, or its bytes stopped making sense, before the body was complete. */
+  /**
+   * The connection closed, or its bytes stopped making sense, before the body was complete: the
+   * body fails (now, or when it is asked for), and the connection is the caller's to handle.
+   */
   aborted(err: Error): void {
-    if (!this.complete && this.#body !== undefined && !this.#body.destroyed) this.#body.destroy(err);
+    if (this.complete) return;
+    this.#error = err;
+    this.dumping = true;
+    if (this.#body !== undefined && !this.#body.destroyed) this.#body.destroy(err);
   }
 
   /** The response is done while the body is still coming: the rest is dropped, not buffered. */
@@ -130,12 +141,20 @@ class H1Body extends Readable {
       req.dumping = true;
       req.conn.socket.destroy();
     }
-    callback(err);
+    // As node:http's IncomingMessage: the error is an event only for a consumer listening for it
+    // (one that is not would take the process down with an unhandled 'error').
+    callback(this.listenerCount('error') > 0 ? err : null);
   }
 }
 
-/** CR, LF or NUL in a field would split the response: such a field is dropped, never written. */
-const UNSAFE_FIELD = /[\r\n\0]/;
+/**
+ * A field that could split the response is dropped, never written: a name that is not a token, a
+ * value with a control character or one above \xff (written as latin1, \u010d\u010a would go out
+ * as CR LF). The same rules as node:http's and the upstream client's (h1-wire.ts).
+ */
+const BAD_NAME = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_REASON = /[^\t\x20-\x7e\x80-\xff]/;
 const CLOSE_OPTION = /(?:^|,)\s*close\s*(?:,|$)/i;
 const CHUNKED_LAST = /(?:^|,)\s*chunked\s*$/i;
 const KEEP_ALIVE = 'connection: keep-alive\r\n';
@@ -200,29 +219,29 @@ export class H1Response implements DownstreamResponse {
     if (this.#headersSent || this.#finished) return this;
     const reason = typeof a === 'string' ? a : STATUS_CODES[status] ?? 'Unknown';
     const headers = typeof a === 'string' ? b : a;
-    let head = `HTTP/1.1 ${status} ${UNSAFE_FIELD.test(reason) ? 'Unknown' : reason}\r\n`;
+    let head = `HTTP/1.1 ${status} ${BAD_REASON.test(reason) ? 'Unknown' : reason}\r\n`;
     let seen = 0;
     if (Array.isArray(headers)) {
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i];
         const value = headers[i + 1];
-        if (UNSAFE_FIELD.test(name) || UNSAFE_FIELD.test(value)) continue;
+        if (BAD_NAME.test(name) || BAD_VALUE.test(value)) continue;
         seen |= fieldBits(name, value);
         head += `${name}: ${value}\r\n`;
       }
     } else if (headers !== undefined) {
       for (const name in headers) {
         const v = headers[name];
-        if (v === undefined || UNSAFE_FIELD.test(name)) continue;
+        if (v === undefined || BAD_NAME.test(name)) continue;
         if (Array.isArray(v)) {
           for (const one of v) {
-            if (UNSAFE_FIELD.test(one)) continue;
+            if (BAD_VALUE.test(one)) continue;
             seen |= fieldBits(name, one);
             head += `${name}: ${one}\r\n`;
           }
         } else {
           const value = String(v);
-          if (UNSAFE_FIELD.test(value)) continue;
+          if (BAD_VALUE.test(value)) continue;
           seen |= fieldBits(name, value);
           head += `${name}: ${value}\r\n`;
         }
@@ -297,9 +316,10 @@ export class H1Response implements DownstreamResponse {
     const socket = this.req.conn.socket;
     if (!socket.destroyed) {
       if (body !== undefined && body.length > 0) this.write(body);
-      else this.#flushHead(socket);
+      else if (!this.#written) this.#flushHead(socket);
       if (this.#chunked) socket.write(this.#lastChunk(), 'latin1');
     }
+    this.#forgetDrain();
     this.#finished = true;
     this.req.conn.responseDone(this);
     return this;
@@ -311,7 +331,7 @@ export class H1Response implements DownstreamResponse {
     let text = '0\r\n';
     for (const name in t) {
       const v = t[name];
-      for (const one of Array.isArray(v) ? v : [v]) if (!UNSAFE_FIELD.test(name) && !UNSAFE_FIELD.test(one)) text += `${name}: ${one}\r\n`;
+      for (const one of Array.isArray(v) ? v : [v]) if (!BAD_NAME.test(name) && !BAD_VALUE.test(one)) text += `${name}: ${one}\r\n`;
     }
     return `${text}\r\n`;
   }
@@ -337,17 +357,26 @@ export class H1Response implements DownstreamResponse {
     return this;
   }
 
+  /** The socket is shared with the responses after this one: a waiting listener goes with the response. */
   once(_event: 'drain', listener: () => void): this {
+    this.#forgetDrain();
     this.#drain = listener;
     this.req.conn.socket.once('drain', listener);
     return this;
+  }
+
+  #forgetDrain(): void {
+    if (this.#drain !== undefined) {
+      this.req.conn.socket.off('drain', this.#drain);
+      this.#drain = undefined;
+    }
   }
 
   /** The connection closed with this response unfinished. */
   closed(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#drain !== undefined) this.req.conn.socket.off('drain', this.#drain);
+    this.#forgetDrain();
     this.onClose?.call(this as never);
   }
 }

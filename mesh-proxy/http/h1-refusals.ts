@@ -2,7 +2,8 @@
 // with meshgate's JSON errors): the checks on a request's head, and the reason phrases of refusals.
 import type { H1Request } from './h1-downstream.ts';
 
-export const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 501: 'Not Implemented', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
+
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 export interface Refusal {
   status: number;
@@ -25,9 +26,10 @@ export function checkHead(req: H1Request): Refusal | undefined {
     const n = raw[i];
     if (n.length === 4) {
       if (n.toLowerCase() === 'host') host = true;
-    } else if (n.length === 6 && n.toLowerCase() === 'expect') {
-      if (raw[i + 1].toLowerCase() !== '100-continue') return { status: 417, code: 'EXPECTATION_FAILED', message: `Expect: ${raw[i + 1]} is not supported (only 100-continue)` };
-      if (req.httpVersionMinor >= 1) req.expectsContinue = true;
+    } else if (n.length === 6 && req.httpVersionMinor >= 1 && n.toLowerCase() === 'expect') {
+      // As node:http: only an HTTP/1.1 client's Expect counts, and 100-continue as a token of it.
+      if (!CONTINUE.test(raw[i + 1])) return { status: 417, code: 'EXPECTATION_FAILED', message: `Expect: ${raw[i + 1]} is not supported (only 100-continue)` };
+      req.expectsContinue = true;
     }
   }
   if (!host && req.httpVersionMinor >= 1) return { status: 400, code: 'BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header' };

@@ -3,17 +3,21 @@
 // order they arrived (pipelined requests wait their turn: RFC 9112 §9.3.2). Listeners are
 // module-level functions finding the connection through a symbol: no closure per connection or
 // per request.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { HTTP_METHODS, HTTPParser, MAX_HEADER_SIZE, type NodeHttpParser } from '../client/h1-wire.ts';
 import { dateHeader, H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
-import { checkHead, REASONS, type Refusal } from './h1-refusals.ts';
+import { checkHead, type Refusal } from './h1-refusals.ts';
 import type { H1Server } from './h1-server.ts';
 
 const kConn = Symbol('meshgate.h1server.conn');
 type TaggedParser = NodeHttpParser & { [kConn]: H1ServerConnection };
 type TaggedSocket = Socket & { [kConn]?: H1ServerConnection };
 
-/** Requests read ahead of their turn (pipelined) before the connection stops reading. */
+/**
+ * Requests read ahead of their turn (pipelined) at which the connection stops reading more bytes
+ * (what one read already holds is still parsed).
+ */
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
@@ -51,6 +55,12 @@ function onSocketClose(this: TaggedSocket): void {
 }
 
 const ABORTED = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+/** How long a client has to close its side after ours closed (nginx's lingering_timeout is 5 s). */
+const LINGER_MS = 5_000;
+/** The sweep's clock lags by up to its period: timeouts wait this much longer, never less. */
+const SWEEP_MARGIN_MS = 1_000;
+
+function discard(): void {}
 
 export class H1ServerConnection implements H1ConnectionSide {
   readonly socket: TaggedSocket;
@@ -74,6 +84,15 @@ export class H1ServerConnection implements H1ConnectionSide {
   requestStartedAt = 0;
   /** The server's clock since when the connection has had nothing to do (0: busy). */
   idleSince: number;
+  /** This side has sent (or queued) its FIN. */
+  closing = false;
+  /** The server's clock when the sweep first saw the FIN sent (0: not yet); the client gets a while to close. */
+  lingerSince = 0;
+  /** The head of the message being read is complete: header lists from here on are its trailers. */
+  #headDone = false;
+  /** #next() is on the stack: a response that ends synchronously leaves the next dispatch to its loop. */
+  #advancing = false;
+  #advanceAgain = false;
   /**
    * No request after the last one read is answered (it asked to close, upgraded, or could not be
    * parsed): the connection ends once those before have been answered, in order.
@@ -125,9 +144,15 @@ export class H1ServerConnection implements H1ConnectionSide {
   messageBegin(): void {
     this.headStartedAt = this.requestStartedAt = this.server.clock;
     this.idleSince = 0;
+    this.#headDone = false;
+    this.#headerChunk = [];
+    this.#url = '';
   }
 
   headerChunk(list: string[], url: string): void {
+    // A chunked body's trailers come this way too (after the head): they are dropped, never
+    // mistaken for the next request's head. A proxy does not forward request trailers.
+    if (this.#headDone) return;
     // Node's parser hands over heads of more than 32 fields (and long URLs) in pieces.
     for (const x of list) this.#headerChunk.push(x);
     this.#url += url;
@@ -135,6 +160,7 @@ export class H1ServerConnection implements H1ConnectionSide {
 
   headersComplete(major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): void {
     this.headStartedAt = 0;
+    this.#headDone = true;
     if (raw === undefined) {
       raw = this.#headerChunk;
       this.#headerChunk = [];
@@ -217,15 +243,14 @@ export class H1ServerConnection implements H1ConnectionSide {
       req.dump();
       this.resumeReading();
     }
-    if (!res.shouldKeepAlive || this.server.draining) {
-      // The response said "close" (or had no length), or the server drains: requests read behind
-      // it go unanswered (a client retries what a closed connection left unanswered). The FIN goes out while an unread body may still arrive: closing on it
-      // at once would make the kernel reset the connection, and the client could lose the response.
-      this.#lastRead = true;
+    if (!res.shouldKeepAlive || this.server.draining || this.#broken) {
+      // The response said "close" (or had no length), the server drains, or the bytes after it
+      // made no sense: requests read behind it go unanswered (a client retries what a closed
+      // connection left unanswered).
       this.#queue.length = 0;
       this.#upgrading = null;
       this.#refusal = undefined;
-      this.socket.end();
+      this.end();
       return;
     }
     // Otherwise the next request waits for this one's body to go by (messageComplete).
@@ -239,7 +264,26 @@ export class H1ServerConnection implements H1ConnectionSide {
     this.#release();
   }
 
+  /** Serves what comes next: a queued request, a refusal, the upgrade, or the connection's end or idleness. */
   #next(): void {
+    // A response that ends synchronously (a local reply) calls back into here: looping instead of
+    // recursing keeps the stack flat however many pipelined requests are answered at once.
+    if (this.#advancing) {
+      this.#advanceAgain = true;
+      return;
+    }
+    this.#advancing = true;
+    try {
+      do {
+        this.#advanceAgain = false;
+        this.#advance();
+      } while (this.#advanceAgain);
+    } finally {
+      this.#advancing = false;
+    }
+  }
+
+  #advance(): void {
     const res = this.#queue.shift();
     if (res !== undefined) {
       this.resumeReading();
@@ -250,8 +294,23 @@ export class H1ServerConnection implements H1ConnectionSide {
       this.reject(r.status, r.code, r.message);
     } else if (this.#upgrading !== null) {
       if (this.#upgradeHead !== null) this.#upgrade();
-    } else if (this.#lastRead) this.socket.end();
+    } else if (this.#lastRead) this.end();
     else if (this.headStartedAt === 0) this.idleSince = this.server.clock;
+  }
+
+  /**
+   * Sends this side's FIN, reading on: closing on unread bytes would make the kernel reset the
+   * connection, and the client could lose the response. The sweep bounds how long the client then
+   * has to close its side (nginx's lingering close).
+   */
+  end(): void {
+    this.#lastRead = true;
+    this.closing = true;
+    this.idleSince = 0;
+    this.socket.end();
+    // A socket paused for backpressure (or an upgrade's head) would never see the client's FIN.
+    if (this.#upgrading !== null) this.socket.on('data', discard);
+    this.socket.resume();
   }
 
   /** Refuses the last request read: now, or once those before it are answered. */
@@ -302,20 +361,38 @@ export class H1ServerConnection implements H1ConnectionSide {
 
   #parseError(code: string): void {
     this.#broken = true;
-    this.headStartedAt = this.requestStartedAt = 0;
     this.#lastRead = true;
+    this.headStartedAt = this.requestStartedAt = 0;
     const req = this.#reading;
     this.#reading = null;
-    if (req === null) {
-      // A head that makes no sense (or is too large) is refused in its turn.
-      if (code === 'HPE_HEADER_OVERFLOW') this.#refuse({ status: 431, code: 'HEADERS_TOO_LARGE', message: `the request head is larger than ${MAX_HEADER_SIZE} bytes` });
-      else this.#refuse({ status: 400, code: 'BAD_REQUEST', message: `malformed HTTP/1.1 request (${code})` });
+    const refusal: Refusal =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? { status: 431, code: 'HEADERS_TOO_LARGE', message: `the request head is larger than ${MAX_HEADER_SIZE} bytes` }
+        : { status: 400, code: 'BAD_REQUEST', message: req === null ? `malformed HTTP/1.1 request (${code})` : `malformed request body (${code})` };
+    if (req === null || req.answered || req.dumping) {
+      // A head that makes no sense (or is too large) is refused in its turn; bytes after a request
+      // already answered (or never to be) end the connection once those before are answered.
+      if (req === null) this.#refuse(refusal);
+      else if (this.#active === null) this.#next();
       return;
     }
-    // A body cut short by bad framing fails its exchange, which answers (or resets what it started).
-    // One already answered, or never to be, has nothing more to say: the connection ends in turn.
-    if (!req.dumping) req.aborted(Object.assign(new Error(`malformed request body (${code})`), { code }));
-    else if (this.#active === null) this.#next();
+    // A body cut short by bad framing: its request is refused in its turn (it may be queued) and
+    // its body fails for whoever reads it; if its response has started, the connection is cut.
+    req.aborted(Object.assign(new Error(refusal.message), { code }));
+    if (this.#active?.req === req) {
+      if (this.#active.headersSent) this.socket.destroy();
+      else {
+        const res = this.#active;
+        this.#active = null;
+        res.closed();
+        this.reject(refusal.status, refusal.code, refusal.message);
+      }
+      return;
+    }
+    // Queued behind the active one: it and anything after it are dropped; the refusal answers it.
+    const i = this.#queue.findIndex((r) => r.req === req);
+    if (i >= 0) this.#queue.length = i;
+    this.#refusal = refusal;
   }
 
   ended(): void {
@@ -354,28 +431,39 @@ export class H1ServerConnection implements H1ConnectionSide {
   reject(status: number, code: string, message: string): void {
     this.#lastRead = true;
     this.server.handlers.rejected(status, code);
+    // Already closing: what it sent stands (destroying would discard it); the sweep bounds the rest.
+    if (this.socket.writableEnded) return;
     if (this.#active !== null || !this.socket.writable) {
       this.socket.destroy();
       return;
     }
     const body = JSON.stringify({ error: { code, message } });
-    this.socket.end(
-      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    this.socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
         `x-meshgate-error: ${code}\r\n${dateHeader()}connection: close\r\n\r\n${body}`,
     );
+    this.end();
   }
 
   /** The server's sweep: a head or a request that took too long, or a keep-alive connection idle too long. */
   sweep(now: number): void {
     const s = this.server;
-    if (this.idleSince > 0 && now - this.idleSince >= s.keepAliveTimeoutMs) this.socket.destroy();
+    // Idle time is counted from a clock up to a sweep old: the margin keeps the close after the
+    // announced timeout, which clients' pools rely on (they stop reusing a connection 1 s before it).
+    if (this.idleSince > 0 && now - this.idleSince >= s.keepAliveTimeoutMs + SWEEP_MARGIN_MS) this.socket.destroy();
+    else if (this.closing && this.socket.writableFinished) {
+      // The response and the FIN are out: the client has LINGER_MS to close its side.
+      if (this.lingerSince === 0) this.lingerSince = now;
+      else if (now - this.lingerSince >= LINGER_MS) this.socket.destroy();
+    }
     else if (this.headStartedAt > 0 && now - this.headStartedAt >= s.headersTimeoutMs) this.#timedOut('the request head');
     else if (this.requestStartedAt > 0 && now - this.requestStartedAt >= s.requestTimeoutMs) this.#timedOut('the request');
   }
 
   #timedOut(what: string): void {
     this.headStartedAt = this.requestStartedAt = 0;
-    if (this.#active !== null) this.socket.destroy();
+    // A response in progress, or one already sent for the request being read: no second answer.
+    if (this.#active !== null || this.#reading?.answered === true) this.socket.destroy();
     else this.reject(408, 'REQUEST_TIMEOUT', `${what} did not arrive in time`);
   }
 }

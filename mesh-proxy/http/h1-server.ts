@@ -15,7 +15,7 @@ import { H1ServerConnection } from './h1-server-connection.ts';
 
 export interface H1Handlers {
   request(req: H1Request, res: H1Response): void;
-  /** An Upgrade (or the request's refusal): `head` holds the bytes that came after its head. */
+  /** An Upgrade request: `head` holds the bytes that came after its head (the new protocol's). */
   upgrade(req: H1Request, res: H1Response, head: Buffer): void;
   /** The server refused a request itself (malformed, oversized, timed out). */
   rejected(status: number, code: string): void;
@@ -80,7 +80,7 @@ export class H1Server {
   /** Idle connections close now; busy ones after the response in progress (which says so). */
   drain(): void {
     this.draining = true;
-    for (const conn of this.connections) if (conn.idle) conn.socket.end();
+    for (const conn of this.connections) if (conn.idle) conn.end();
   }
 
   /** Every connection closes now (a drain's time ran out). */

@@ -3,7 +3,7 @@
 // graceful drain, metrics and the access log live here once.
 import type http from 'node:http';
 import type { Http2SecureServer, Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
+import { Server as TcpServer, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Exchange, type ExchangeOwner } from '../client/exchange.ts';
 import { SHUTDOWN_ERROR } from '../client/tunnel.ts';
@@ -53,7 +53,7 @@ export class ProxyListener implements ExchangeOwner {
   /** The first server passed to listen() (or created by it). */
   server: RequestServer;
   readonly #servers: RequestServer[] = [];
-  /** HTTP/2 sessions: drained with GOAWAY, which closeIdleConnections() knows nothing of. */
+  /** HTTP/2 sessions: drained with GOAWAY (HTTP/1.1 connections are the H1Server's to drain). */
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly #o: ProxyListenerOptions;
   readonly #unrouted: RequestSeries;
@@ -141,8 +141,10 @@ export class ProxyListener implements ExchangeOwner {
     if (setupCompat !== undefined) {
       srv.off('newListener', setupCompat as (...args: unknown[]) => void);
       srv.on('stream', this.#onStreamBound);
+    } else if (Object.getPrototypeOf(srv) !== TcpServer.prototype) {
+      // An HTTP/2 server (not the plain TCP one, whose HTTP/1.1 is ours) without that hook.
+      srv.on('request', this.#onRequestBound);
     }
-    srv.on('request', this.#onRequestBound);
     srv.on('session', (session: ServerHttp2Session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));

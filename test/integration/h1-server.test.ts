@@ -534,3 +534,81 @@ test('pipelining: an Upgrade behind a request in flight is handled in its turn (
     c.destroy();
   }
 });
+
+test("a chunked request's trailers never reach the next request on the connection", async () => {
+  const c = await open(gw.http.port);
+  try {
+    c.write(
+      `POST /first HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Smuggled: yes\r\nAuthorization: Bearer evil\r\n\r\n` +
+        get('/second', 'X-Second: 2\r\n'),
+    );
+    const rs = await c.responses(2);
+    assert.deepEqual(rs.map((r) => r.status), [200, 200], JSON.stringify(c.buf.toString('latin1')));
+    const second = echo(rs[1]);
+    assert.equal(second.url, '/second', 'the URL is the second request\'s own');
+    assert.equal(second.headers['x-second'], '2');
+    assert.equal(second.headers['x-smuggled'], undefined, 'a trailer of the first request is not a header of the second');
+    assert.equal(second.headers.authorization, undefined);
+    assert.equal(echo(rs[0]).body, 'hello');
+  } finally {
+    c.destroy();
+  }
+});
+
+test('a malformed chunk in a request body: 400, the connection closes (no hang), the gateway serves on', async () => {
+  const c = await open(gw.http.port);
+  try {
+    c.write(`POST /bad-chunk HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n`);
+    const rs = await c.allUntilClose();
+    // The request may have started upstream; either way the client gets a clear end, never a hang.
+    if (rs.length > 0) assert.equal(rs[0].status, 400, rs[0].raw);
+  } finally {
+    c.destroy();
+  }
+  await stillServes('/after-bad-chunk');
+});
+
+test('a pipelined request whose body is cut short by the client leaving does not take the gateway down', async (t) => {
+  // The first request is held upstream, so the second waits in the queue with a body nobody reads
+  // yet when the client leaves (its body's error has no listener: it must not become an uncaught one).
+  app.handler = (req, res, body) => {
+    const reply = () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ app: 'h1-app', method: req.method, url: req.url, headers: req.headers, body }));
+    };
+    if (req.url === '/slow-enough') setTimeout(reply, 300);
+    else reply();
+  };
+  t.after(() => {
+    app.handler = undefined;
+  });
+  for (const tail of ['abc', '5\r\nab']) {
+    const c = await open(gw.http.port);
+    const framing = tail === 'abc' ? 'Content-Length: 100' : 'Transfer-Encoding: chunked';
+    c.write(get('/slow-enough') + `POST /partial HTTP/1.1\r\nHost: ${HOST}\r\n${framing}\r\n\r\n${tail}`);
+    await new Promise((r) => setTimeout(r, 50));
+    c.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  await stillServes('/after-partial');
+});
+
+test('Expect on an HTTP/1.0 request is ignored (as node:http does); a list holding 100-continue is honoured', async () => {
+  const c = await open(gw.http.port);
+  try {
+    c.write(`GET /ten-expect HTTP/1.0\r\nHost: ${HOST}\r\nExpect: something-else\r\n\r\n`);
+    const rs = await c.allUntilClose();
+    assert.equal(rs[0]?.status, 200, JSON.stringify(c.buf.toString('latin1')));
+  } finally {
+    c.destroy();
+  }
+  const d = await open(gw.http.port);
+  try {
+    d.write(`POST /list-expect HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\nExpect: 100-continue, x-other\r\n\r\n`);
+    await d.until(() => d.buf.toString('latin1').startsWith('HTTP/1.1 100 Continue\r\n\r\n'), '100 Continue');
+    d.write('ok');
+    await d.until(() => d.buf.toString('latin1').includes('HTTP/1.1 200'), 'the final response');
+  } finally {
+    d.destroy();
+  }
+});
