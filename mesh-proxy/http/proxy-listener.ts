@@ -77,7 +77,11 @@ export class ProxyListener implements ExchangeOwner {
     this.#h1 = new H1Server({
       request: (req, res) => this.#handle(req, res, false),
       upgrade: (req, res, head) => this.#onUpgrade(req, res, head),
-      rejected: (status, code) => opts.log.debug({ dir: opts.direction, status, code }, 'rejected a malformed request'),
+      // Counted with the other local replies (no service: the request never reached routing).
+      rejected: (status, code) => {
+        opts.metrics.localReplies.inc({ direction: opts.direction, service: '', code });
+        opts.log.debug({ dir: opts.direction, status, code }, 'refused a request before routing');
+      },
       failed: (err) => opts.log.error({ dir: opts.direction, err }, 'request handling failed'),
     });
     this.server = this.#plain();

@@ -14,6 +14,7 @@ import type { Gateway } from '../../gateway/gateway.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { startTestGateway, stopAll } from '../helpers/mesh.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
+import { metricValue } from '../helpers/metrics.ts';
 
 const WAIT_MS = 10_000;
 const HOST = 'example.test';
@@ -357,7 +358,10 @@ test('an HTTP/1.0 request without keep-alive is answered, then the server closes
   }
 });
 
-test('an HTTP/1.1 request without Host: 400 BAD_REQUEST as JSON, connection closed', async () => {
+test('an HTTP/1.1 request without Host: 400 BAD_REQUEST as JSON, connection closed, counted as a local reply', async () => {
+  const admin = `http://127.0.0.1:${gw.admin.port}`;
+  const series = { direction: 'edge', code: 'BAD_REQUEST', service: '' };
+  const counted = await metricValue(admin, 'meshgate_local_replies_total', series);
   const before = app.received.length;
   const c = await open(gw.http.port);
   try {
@@ -368,6 +372,7 @@ test('an HTTP/1.1 request without Host: 400 BAD_REQUEST as JSON, connection clos
     assert.equal(r.headers.connection, 'close', r.raw);
     await c.closedByServer();
     assert.equal(app.received.length, before, 'the request never reached the upstream');
+    assert.equal(await metricValue(admin, 'meshgate_local_replies_total', series), counted + 1);
   } finally {
     c.destroy();
   }
