@@ -5,7 +5,7 @@
 // allocated per request beyond the head string, the request record and one timer.
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { kConn, onBodyData, onBodyEnd, onBodyError, onBody, onHeaders, onHeadersComplete, onMessageBegin, onMessageComplete, onSocketClose, onSocketData, onSocketDrain, onSocketEnd, onSocketError, onSocketIdle, onTimer, type TaggedParser, type TaggedSocket } from './h1-events.ts';
+import { kConn, onBodyData, onBodyEnd, onBodyError, PARSER_EVENTS, onSocketClose, onSocketData, onSocketDrain, onSocketEnd, onSocketError, onSocketIdle, onTimer, type TaggedParser, type TaggedSocket } from './h1-events.ts';
 import type { H1Request } from './h1-request.ts';
 import {
   expectsBody,
@@ -15,8 +15,8 @@ import {
   H1_LENGTH_MISMATCH,
   H1_SOCKET,
   HTTPParser,
+  createParser,
   keepAliveHint,
-  MAX_HEADER_SIZE,
   requestHead,
 } from './h1-wire.ts';
 import { TransportError } from './transport-error.ts';
@@ -68,14 +68,8 @@ export class H1Connection {
     this.#owner = owner;
     this.#idleMs = idleMs;
     this.#defaultIdleMs = idleMs;
-    const p = new HTTPParser() as TaggedParser;
-    p.initialize(HTTPParser.RESPONSE, {}, MAX_HEADER_SIZE, 0);
+    const p = createParser(HTTPParser.RESPONSE, PARSER_EVENTS) as TaggedParser;
     p[kConn] = this;
-    p[HTTPParser.kOnMessageBegin] = onMessageBegin;
-    p[HTTPParser.kOnHeaders] = onHeaders;
-    p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-    p[HTTPParser.kOnBody] = onBody;
-    p[HTTPParser.kOnMessageComplete] = onMessageComplete;
     this.#parser = p;
     this.resume = () => this.#resumed();
     socket.setNoDelay(true);

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { H1Connection } from './h1-connection.ts';
-import type { NodeHttpParser } from './h1-wire.ts';
+import type { NodeHttpParser, ParserEvents } from './h1-wire.ts';
 
 export const kConn = Symbol('meshgate.h1conn');
 export type TaggedParser = NodeHttpParser & { [kConn]: H1Connection };
@@ -28,6 +28,13 @@ export function onBody(this: TaggedParser, chunk: Buffer): void {
 export function onMessageComplete(this: TaggedParser): void {
   this[kConn].messageComplete();
 }
+export const PARSER_EVENTS: ParserEvents = {
+  begin: onMessageBegin as ParserEvents['begin'],
+  headers: onHeaders as ParserEvents['headers'],
+  headersComplete: onHeadersComplete as ParserEvents['headersComplete'],
+  body: onBody as ParserEvents['body'],
+  complete: onMessageComplete as ParserEvents['complete'],
+};
 export function onSocketData(this: TaggedSocket, chunk: Buffer): void {
   this[kConn].data(chunk);
 }

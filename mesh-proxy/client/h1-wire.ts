@@ -46,6 +46,27 @@ function loadParser(): ParserClass {
   return p;
 }
 
+/** The parser's callbacks, module-level functions called with `this` bound to the parser. */
+export interface ParserEvents {
+  begin(this: NodeHttpParser): void;
+  headers(this: NodeHttpParser, list: string[], url: string): void;
+  headersComplete(this: NodeHttpParser, ...args: never[]): number;
+  body(this: NodeHttpParser, chunk: Buffer): void;
+  complete(this: NodeHttpParser): void;
+}
+
+/** A parser for requests (`HTTPParser.REQUEST`) or responses, its callbacks set. */
+export function createParser(type: number, events: ParserEvents): NodeHttpParser {
+  const p = new HTTPParser();
+  p.initialize(type, {}, MAX_HEADER_SIZE, 0);
+  p[HTTPParser.kOnMessageBegin] = events.begin;
+  p[HTTPParser.kOnHeaders] = events.headers;
+  p[HTTPParser.kOnHeadersComplete] = events.headersComplete;
+  p[HTTPParser.kOnBody] = events.body;
+  p[HTTPParser.kOnMessageComplete] = events.complete;
+  return p;
+}
+
 /** The largest response head accepted (Node's and undici's default). */
 export const MAX_HEADER_SIZE = 16384;
 

@@ -1,6 +1,8 @@
 // What meshgate's HTTP/1.1 server refuses before a request reaches the proxy (as node:http does,
 // with meshgate's JSON errors): the checks on a request's head, and the reason phrases of refusals.
-import type { H1Request } from './h1-downstream.ts';
+import { STATUS_CODES } from 'node:http';
+import { MAX_HEADER_SIZE } from '../client/h1-wire.ts';
+import { dateHeader, type H1Request } from './h1-downstream.ts';
 
 
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -34,4 +36,19 @@ export function checkHead(req: H1Request): Refusal | undefined {
   }
   if (!host && req.httpVersionMinor >= 1) return { status: 400, code: 'BAD_REQUEST', message: 'an HTTP/1.1 request must carry a Host header' };
   return undefined;
+}
+
+/** What llhttp's error code means for the client: a head too large, or bytes that make no sense. */
+export function parseErrorRefusal(code: string, inBody: boolean): Refusal {
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'HEADERS_TOO_LARGE', message: `the request head is larger than ${MAX_HEADER_SIZE} bytes` };
+  return { status: 400, code: 'BAD_REQUEST', message: inBody ? `malformed request body (${code})` : `malformed HTTP/1.1 request (${code})` };
+}
+
+/** A refusal on the wire: meshgate's JSON error, and the connection closes after it. */
+export function refusalText(status: number, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-meshgate-error: ${code}\r\n${dateHeader()}connection: close\r\n\r\n${body}`
+  );
 }

@@ -1,18 +1,13 @@
 // One client connection of meshgate's HTTP/1.1 server (h1-server.ts): llhttp reads requests off the
 // socket; each becomes an H1Request/H1Response pair, handed to the listener one at a time in the
-// order they arrived (pipelined requests wait their turn: RFC 9112 §9.3.2). Listeners are
-// module-level functions finding the connection through a symbol: no closure per connection or
-// per request.
-import { STATUS_CODES } from 'node:http';
+// order they arrived (pipelined requests wait their turn: RFC 9112 §9.3.2). Its listeners are in
+// h1-server-events.ts.
 import type { Socket } from 'node:net';
-import { HTTP_METHODS, HTTPParser, MAX_HEADER_SIZE, type NodeHttpParser } from '../client/h1-wire.ts';
-import { dateHeader, H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
-import { checkHead, type Refusal } from './h1-refusals.ts';
+import { createParser, HTTP_METHODS, HTTPParser } from '../client/h1-wire.ts';
+import { H1Request, H1Response, type H1ConnectionSide } from './h1-downstream.ts';
+import { checkHead, parseErrorRefusal, refusalText, type Refusal } from './h1-refusals.ts';
 import type { H1Server } from './h1-server.ts';
-
-const kConn = Symbol('meshgate.h1server.conn');
-type TaggedParser = NodeHttpParser & { [kConn]: H1ServerConnection };
-type TaggedSocket = Socket & { [kConn]?: H1ServerConnection };
+import { discard, kConn, onSocketClose, onSocketData, onSocketEnd, onSocketError, SERVER_PARSER_EVENTS, type TaggedParser, type TaggedSocket } from './h1-server-events.ts';
 
 /**
  * Requests read ahead of their turn (pipelined) at which the connection stops reading more bytes
@@ -21,46 +16,12 @@ type TaggedSocket = Socket & { [kConn]?: H1ServerConnection };
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
-function onMessageBegin(this: TaggedParser): void {
-  this[kConn].messageBegin();
-}
-function onHeaders(this: TaggedParser, list: string[], url: string): void {
-  this[kConn].headerChunk(list, url);
-}
-function onHeadersComplete(
-  this: TaggedParser, major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined,
-  _status: unknown, _statusText: unknown, upgrade: boolean, keepAlive: boolean,
-): number {
-  this[kConn].headersComplete(major, minor, raw, method, url, upgrade, keepAlive);
-  return 0;
-}
-function onBody(this: TaggedParser, chunk: Buffer): void {
-  this[kConn].bodyChunk(chunk);
-}
-function onMessageComplete(this: TaggedParser): void {
-  this[kConn].messageComplete();
-}
-function onSocketData(this: TaggedSocket, chunk: Buffer): void {
-  this[kConn]?.data(chunk);
-}
-function onSocketEnd(this: TaggedSocket): void {
-  this[kConn]?.ended();
-}
-function onSocketError(this: TaggedSocket): void {
-  // The reason reaches the exchange as a closed connection ('close' follows).
-  this.destroy();
-}
-function onSocketClose(this: TaggedSocket): void {
-  this[kConn]?.closed();
-}
-
 const ABORTED = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
 /** How long a client has to close its side after ours closed (nginx's lingering_timeout is 5 s). */
 const LINGER_MS = 5_000;
 /** The sweep's clock lags by up to its period: timeouts wait this much longer, never less. */
 const SWEEP_MARGIN_MS = 1_000;
 
-function discard(): void {}
 
 export class H1ServerConnection implements H1ConnectionSide {
   readonly socket: TaggedSocket;
@@ -110,14 +71,8 @@ export class H1ServerConnection implements H1ConnectionSide {
     this.socket = socket as TaggedSocket;
     this.socket[kConn] = this;
     this.idleSince = server.clock;
-    const p = new HTTPParser() as TaggedParser;
-    p.initialize(HTTPParser.REQUEST, {}, MAX_HEADER_SIZE, 0);
+    const p = createParser(HTTPParser.REQUEST, SERVER_PARSER_EVENTS) as TaggedParser;
     p[kConn] = this;
-    p[HTTPParser.kOnMessageBegin] = onMessageBegin;
-    p[HTTPParser.kOnHeaders] = onHeaders;
-    p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-    p[HTTPParser.kOnBody] = onBody;
-    p[HTTPParser.kOnMessageComplete] = onMessageComplete;
     this.#parser = p;
     socket.setNoDelay(true);
     socket.on('data', onSocketData);
@@ -365,10 +320,7 @@ export class H1ServerConnection implements H1ConnectionSide {
     this.headStartedAt = this.requestStartedAt = 0;
     const req = this.#reading;
     this.#reading = null;
-    const refusal: Refusal =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? { status: 431, code: 'HEADERS_TOO_LARGE', message: `the request head is larger than ${MAX_HEADER_SIZE} bytes` }
-        : { status: 400, code: 'BAD_REQUEST', message: req === null ? `malformed HTTP/1.1 request (${code})` : `malformed request body (${code})` };
+    const refusal = parseErrorRefusal(code, req !== null);
     if (req === null || req.answered || req.dumping) {
       // A head that makes no sense (or is too large) is refused in its turn; bytes after a request
       // already answered (or never to be) end the connection once those before are answered.
@@ -437,11 +389,7 @@ export class H1ServerConnection implements H1ConnectionSide {
       this.socket.destroy();
       return;
     }
-    const body = JSON.stringify({ error: { code, message } });
-    this.socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `x-meshgate-error: ${code}\r\n${dateHeader()}connection: close\r\n\r\n${body}`,
-    );
+    this.socket.write(refusalText(status, code, message));
     this.end();
   }
 
