@@ -49,8 +49,6 @@ export class H1ServerConnection implements H1ConnectionSide {
   closing = false;
   /** The server's clock when the sweep first saw the FIN sent (0: not yet); the client gets a while to close. */
   lingerSince = 0;
-  /** The head of the message being read is complete: header lists from here on are its trailers. */
-  #headDone = false;
   /** #next() is on the stack: a response that ends synchronously leaves the next dispatch to its loop. */
   #advancing = false;
   #advanceAgain = false;
@@ -99,15 +97,12 @@ export class H1ServerConnection implements H1ConnectionSide {
   messageBegin(): void {
     this.headStartedAt = this.requestStartedAt = this.server.clock;
     this.idleSince = 0;
-    this.#headDone = false;
-    this.#headerChunk = [];
-    this.#url = '';
   }
 
   headerChunk(list: string[], url: string): void {
-    // A chunked body's trailers come this way too (after the head): they are dropped, never
-    // mistaken for the next request's head. A proxy does not forward request trailers.
-    if (this.#headDone) return;
+    // A chunked body's trailers come this way too, once the head is done (headStartedAt cleared):
+    // they are dropped, never mistaken for the next request's head. A proxy does not forward them.
+    if (this.headStartedAt === 0) return;
     // Node's parser hands over heads of more than 32 fields (and long URLs) in pieces.
     for (const x of list) this.#headerChunk.push(x);
     this.#url += url;
@@ -115,7 +110,6 @@ export class H1ServerConnection implements H1ConnectionSide {
 
   headersComplete(major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): void {
     this.headStartedAt = 0;
-    this.#headDone = true;
     if (raw === undefined) {
       raw = this.#headerChunk;
       this.#headerChunk = [];
