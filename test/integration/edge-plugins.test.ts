@@ -1,5 +1,5 @@
 // The traffic built-ins on real HTTP traffic through a gateway: a chunked upload over the limit is
-// cut with 413, CORS headers ride on another plugin's 403, header transforms and request ids reach
+// cut with 413 (and one the client leaves is cut upstream at once), CORS headers ride on another plugin's 403, header transforms and request ids reach
 // the upstream, and a preflight never does.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -14,6 +14,9 @@ import { freePort } from '../helpers/ports.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
 
 let app: TestApp;
+let uploads: http.Server;
+/** What the uploads upstream saw of each request body: bytes, and whether it ended or was cut. */
+const uploadSeen: Array<{ bytes: number; outcome?: 'end' | 'aborted' }> = [];
 let gw: Gateway;
 let store: MemoryStore;
 let base: string;
@@ -22,6 +25,19 @@ before(async () => {
   app = await startApp('app');
   store = new MemoryStore();
   await store.registry.register({ service: 'app', id: 'a1', address: '127.0.0.1', port: app.port, dc: 'local', zone: '', metadata: {} }, 60_000);
+  uploads = http.createServer((req, res) => {
+    const seen: (typeof uploadSeen)[number] = { bytes: 0 };
+    uploadSeen.push(seen);
+    req.on('data', (c: Buffer) => (seen.bytes += c.length));
+    req.on('end', () => {
+      seen.outcome ??= 'end';
+      res.end('ok');
+    });
+    req.on('close', () => (seen.outcome ??= 'aborted'));
+  });
+  await new Promise<void>((r) => uploads.listen(0, '127.0.0.1', r));
+  const uploadsPort = (uploads.address() as import('node:net').AddressInfo).port;
+  await store.registry.register({ service: 'uploads', id: 'u1', address: '127.0.0.1', port: uploadsPort, dc: 'local', zone: '', metadata: {} }, 60_000);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const cors = { cors: { origins: ['https://app.example.com'] } };
@@ -32,10 +48,11 @@ before(async () => {
         admin: { port: 0 },
         discovery: { stateDir: tempDir() },
         log: { level: 'silent', access: false },
-        services: { app: {} },
+        services: { app: {}, uploads: {} },
         plugins: { global: [cors] },
         routes: [
           { name: 'upload', match: { pathPrefix: '/upload' }, service: 'app', plugins: [{ 'request-size-limit': { maxBytes: 1000 } }] },
+          { name: 'stream-upload', match: { pathPrefix: '/stream-upload' }, service: 'uploads', plugins: [{ 'request-size-limit': { maxBytes: 1_000_000 } }] },
           { name: 'private', match: { pathPrefix: '/private' }, service: 'app', plugins: [{ 'ip-filter': { allow: ['10.0.0.0/8'] } }] },
           {
             name: 'shaped',
@@ -58,6 +75,8 @@ before(async () => {
 after(async () => {
   await gw?.stop();
   await app?.close();
+  uploads?.closeAllConnections();
+  await new Promise((r) => uploads?.close(r));
   await store?.close();
 });
 
@@ -88,6 +107,21 @@ test('1. a chunked upload over the limit gets 413 PAYLOAD_TOO_LARGE and the conn
   await small.body.text();
   assert.equal(small.statusCode, 200);
   assert.equal(app.received.at(-1)!.body.length, 900);
+});
+
+test('1b. a client that leaves mid-upload through a size limit: the upstream request is cut at once, not left open until the 15 s timeout', async () => {
+  const req = http.request(`${base}/stream-upload`, { method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked' } });
+  req.on('error', () => {});
+  req.write(Buffer.alloc(300, 97));
+  // The upstream has the first bytes: the body is streaming through the limit.
+  const deadline = Date.now() + 10_000;
+  while (!(uploadSeen.at(-1)?.bytes === 300) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(uploadSeen.at(-1)?.bytes, 300);
+  const started = Date.now();
+  req.destroy();
+  // Generous bound, well under the route's 15 s request timeout (measured: tens of milliseconds).
+  while (uploadSeen.at(-1)?.outcome === undefined && Date.now() - started < 8_000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(uploadSeen.at(-1)?.outcome, 'aborted');
 });
 
 test('2. CORS headers ride on the 403 another plugin answered; a preflight never reaches the upstream', async () => {
