@@ -1,6 +1,6 @@
 // The traffic built-ins on real HTTP traffic through a gateway: a chunked upload over the limit is
-// cut with 413 (and one the client leaves is cut upstream at once), CORS headers ride on another plugin's 403, header transforms and request ids reach
-// the upstream, and a preflight never does.
+// cut with 413 (and one the client leaves is cut upstream at once), CORS headers ride on another
+// plugin's 403, header transforms and request ids reach the upstream, and a preflight never does.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
