@@ -1,6 +1,7 @@
 // Each command's module is imported only when it runs: a sidecar (`meshgate proxy`) should not
 // hold the CA's node-forge, the gateway or the CLI clients in memory.
-import { keepYoungGenerationSmall } from './v8-tuning.ts';
+import './v8-tuning.ts';
+import { capYoungGeneration, GATEWAY_SEMI_SPACE_MB, SIDECAR_SEMI_SPACE_MB } from './young-generation.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
 const HELP = `Usage: meshgate <command> [options]
@@ -40,8 +41,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${sub ? sub.help : HELP}\n`);
     return EXIT_OK;
   }
-  // Before the sidecar's modules load: V8 grows the young generation while they compile.
-  if (name === 'proxy') keepYoungGenerationSmall();
+  // Before the command's modules load: V8 grows the young generation while they compile.
+  if (name === 'proxy') capYoungGeneration(SIDECAR_SEMI_SPACE_MB);
+  else if (name === 'gateway') capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
   const cmd = Object.hasOwn(COMMANDS, name) ? await COMMANDS[name]() : undefined;
   if (!cmd) {
     process.stderr.write(`meshgate: unknown command "${name}"\n\n${HELP}\n`);

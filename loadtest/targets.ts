@@ -85,7 +85,7 @@ export function balancerTargets(basePort: number): Target[] {
 /**
  * Scenario sidecar: `meshgate proxy --config FILE`, started as a user starts it (bin/meshgate.js,
  * its own process), serving its inbound listener to the app at a fixed rate; as it runs by default
- * (young generation kept small) and with V8's own young-generation sizing. The store is a
+ * (young generation capped) and with V8's own young-generation sizing. The store is a
  * redis-server when one was started for the run (REDIS_URL), as in production.
  */
 export function sidecarTargets(basePort: number, env: Record<string, string>): Target[] {
@@ -119,7 +119,7 @@ export function sidecarTargets(basePort: number, env: Record<string, string>): T
   return [
     { name: 'direct', kind: 'direct', port: 0, start: async () => null },
     sidecar('meshgate proxy', basePort, ''),
-    // The sidecar keeps V8's young generation at its initial size; the flag gives V8 its own sizing.
+    // The sidecar caps V8's young generation; the flag gives V8 its own sizing back.
     sidecar("meshgate proxy, V8's young-generation sizing (--max-semi-space-size=16)", basePort + 10, '--max-semi-space-size=16'),
   ];
 }

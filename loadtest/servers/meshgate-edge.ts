@@ -1,6 +1,7 @@
 // meshgate's edge gateway under test: the real startGateway() with its in-memory store holding one
 // registered instance (the upstream), so the request path is exactly the production one.
 import '../../bin/v8-tuning.ts';
+import './gateway-heap.ts';
 import { buildGatewayConfig } from '../../config/load.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';

@@ -2,6 +2,7 @@
 // one process, sharing the embedded store as the demo does, so the pinned core carries both hops.
 // MTLS=1: the hop is mTLS, with identities issued by a CA created in the state directory.
 import '../../bin/v8-tuning.ts';
+import './gateway-heap.ts';
 import { join } from 'node:path';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
 import { initCa } from '../../mesh-proxy/identity/ca.ts';

@@ -1,0 +1,5 @@
+// Imported before the rest of a load-test server: the young-generation cap `meshgate gateway`
+// applies (bin/young-generation.ts), so the harness measures what users run.
+import { capYoungGeneration, GATEWAY_SEMI_SPACE_MB } from '../../bin/young-generation.ts';
+
+capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
