@@ -20,8 +20,8 @@ Environment (overrides the file):
   MESHGATE_REDIS_URL      use this Redis as the store (sets store.kind to redis)
   MESHGATE_ADMIN_TOKEN    bearer token for the admin API
   MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
-  NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (a gateway caps it
-                          at 4 MB semi-spaces; V8 alone grows it to 16 MB)
+  NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (by default a
+                          gateway caps it to 4 MB semi-spaces; V8 alone grows it to 16 MB)
 
 The config file (and the plugin directory) is reloaded when it changes, on SIGHUP, or on
 POST /reload to the admin API; an invalid new config is rejected and the running one keeps serving.

@@ -18,8 +18,8 @@ Environment (overrides the file):
   MESHGATE_INSTANCE           instance id (default: <service>-<hostname>-<pid>)
   MESHGATE_ADVERTISE_ADDRESS  address peers use to reach this proxy
   MESHGATE_ADMIN_TOKEN, MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
-  NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (a sidecar caps it
-                              at 2 MB semi-spaces; V8 alone grows it to 16 MB)
+  NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (by default a
+                              sidecar caps it to 2 MB semi-spaces; V8 alone grows it to 16 MB)
 
 On SIGTERM or SIGINT the proxy deregisters, stops accepting, drains in-flight requests
 (drainTimeout) and exits 0.`;
