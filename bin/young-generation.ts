@@ -7,7 +7,9 @@
 // The maximum semi-space size is fixed when the heap is created (`--max-semi-space-size`, a node
 // command-line or NODE_OPTIONS flag), but V8 reads its growth factor at each growth. So the cap is
 // kept at run time: growth is off (factor 1) while the young generation is at or above the cap, and
-// on (V8's factor 2) below it, re-checked after every garbage collection. An operator who passes
+// on (V8's factor 2) below it, re-checked after every garbage collection, once the process serves:
+// start-up compiles in long synchronous bursts, and as the check runs between event-loop turns,
+// growth allowed then could pass the cap several times over. An operator who passes
 // --max-semi-space-size or --semi-space-growth-factor keeps V8's sizing under that flag instead.
 import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -16,6 +18,7 @@ const USER_FLAGS = ['--max-semi-space-size', '--semi-space-growth-factor'];
 const MiB = 1024 * 1024;
 
 let observer: PerformanceObserver | undefined;
+let serving = false;
 
 /** Whether the operator sized the young generation (node's command line or NODE_OPTIONS). */
 function sizedByOperator(): boolean {
@@ -31,8 +34,8 @@ function newSpaceBytes(): number {
 
 /**
  * Caps the young generation at semi-spaces of `semiSpaceMb` MB (the new space is two of them).
- * Call it before the command's modules load: growth is off until the first collection after that,
- * so their compilation cannot grow it past the cap. Returns whether the cap applies.
+ * Call it before the command's modules load, and youngGenerationServing() once the command serves:
+ * growth is off in between. Returns whether the cap applies.
  */
 export function capYoungGeneration(semiSpaceMb: number): boolean {
   if (observer !== undefined || sizedByOperator()) return false;
@@ -41,6 +44,7 @@ export function capYoungGeneration(semiSpaceMb: number): boolean {
   setFlagsFromString('--semi-space-growth-factor=1');
   // Called after collections, between event-loop turns: one allocation burst grows it once at most.
   observer = new PerformanceObserver(() => {
+    if (!serving) return;
     const want = newSpaceBytes() < cap ? 2 : 1;
     if (want !== factor) {
       factor = want;
@@ -49,6 +53,11 @@ export function capYoungGeneration(semiSpaceMb: number): boolean {
   });
   observer.observe({ entryTypes: ['gc'] });
   return true;
+}
+
+/** The process serves: from the next collection on, the young generation may grow up to the cap. */
+export function youngGenerationServing(): void {
+  serving = true;
 }
 
 /** The defaults: a sidecar (one per pod) at 2 MB semi-spaces, a gateway at 4 MB. */

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../gateway/cluster.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { EXIT_OK, EXIT_USAGE, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+import { youngGenerationServing } from '../young-generation.ts';
 
 export const GATEWAY_HELP = `Usage: meshgate gateway --config FILE
 
@@ -56,5 +57,6 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   } catch (err) {
     return reportStartupError('gateway', err);
   }
+  youngGenerationServing();
   return runUntilSignal('gateway', () => running.stop(), isClusterWorker());
 }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadProxyConfig } from '../../config/load.ts';
 import { startSidecar } from '../../mesh-proxy/sidecar.ts';
 import { EXIT_OK, EXIT_USAGE, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+import { youngGenerationServing } from '../young-generation.ts';
 
 export const PROXY_HELP = `Usage: meshgate proxy --config FILE
 
@@ -40,5 +41,6 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   } catch (err) {
     return reportStartupError('proxy', err);
   }
+  youngGenerationServing();
   return runUntilSignal('proxy', () => proxy.stop());
 }

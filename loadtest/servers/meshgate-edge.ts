@@ -1,7 +1,7 @@
 // meshgate's edge gateway under test: the real startGateway() with its in-memory store holding one
 // registered instance (the upstream), so the request path is exactly the production one.
 import '../../bin/v8-tuning.ts';
-import './gateway-heap.ts';
+import { youngGenerationServing } from './gateway-heap.ts';
 import { buildGatewayConfig } from '../../config/load.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
@@ -64,6 +64,7 @@ if (process.env.REDIS_URL) {
   };
 }
 await startGateway(config, { store: deps });
+youngGenerationServing();
 process.send?.('ready');
 // Exit through process.exit so --cpu-prof can write its profile.
 for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => process.exit(0));

@@ -2,7 +2,7 @@
 // one process, sharing the embedded store as the demo does, so the pinned core carries both hops.
 // MTLS=1: the hop is mTLS, with identities issued by a CA created in the state directory.
 import '../../bin/v8-tuning.ts';
-import './gateway-heap.ts';
+import { youngGenerationServing } from './gateway-heap.ts';
 import { join } from 'node:path';
 import { buildGatewayConfig, buildProxyConfig } from '../../config/load.ts';
 import { initCa } from '../../mesh-proxy/identity/ca.ts';
@@ -49,5 +49,6 @@ await startGateway(
   ),
   { store },
 );
+youngGenerationServing();
 process.send?.('ready');
 for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => process.exit(0));
