@@ -86,10 +86,11 @@ export default definePlugin({
         const { token, fromHeader } = found;
         // Cheap checks first: an oversized or non-JWS token costs no parsing and no crypto.
         if (token.length > maxTokenBytes) return fail(ctx, 'too_large');
-        if (!looksCompact(token)) return fail(ctx, 'malformed');
-        // A token verified before (same bytes, same key set) and still within exp/nbf skips the crypto.
+        // A token verified before (same bytes, same key set) and still within exp/nbf skips the crypto,
+        // and the shape check too (it passed it then): a scan of every character on every request.
         const known = verified.get(token, keysVersion());
         if (known !== undefined) return accept(ctx, known, fromHeader);
+        if (!looksCompact(token)) return fail(ctx, 'malformed');
         const version = keysVersion();
         return jwtVerify(token, key as Parameters<typeof jwtVerify>[1], options).then(
           (r) => accept(ctx, verified.add(token, r.payload as Record<string, unknown>, version), fromHeader),
