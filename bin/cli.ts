@@ -43,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Before the command's modules load: V8 grows the young generation while they compile.
   if (name === 'proxy') capYoungGeneration(SIDECAR_SEMI_SPACE_MB);
-  else if (name === 'gateway') capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
+  // The demo runs its gateways and sidecars in this one process.
+  else if (name === 'gateway' || name === 'demo') capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
   const cmd = Object.hasOwn(COMMANDS, name) ? await COMMANDS[name]() : undefined;
   if (!cmd) {
     process.stderr.write(`meshgate: unknown command "${name}"\n\n${HELP}\n`);

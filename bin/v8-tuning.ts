@@ -12,4 +12,3 @@ import { setFlagsFromString } from 'node:v8';
 
 // `node --allocation-site-pretenuring bin/meshgate.js …` keeps V8's default (NODE_OPTIONS cannot carry it).
 if (!process.execArgv.some((a) => a.includes('allocation-site-pretenuring'))) setFlagsFromString('--no-allocation-site-pretenuring');
-

@@ -7,10 +7,13 @@
 // The maximum semi-space size is fixed when the heap is created (`--max-semi-space-size`, a node
 // command-line or NODE_OPTIONS flag), but V8 reads its growth factor at each growth. So the cap is
 // kept at run time: growth is off (factor 1) while the young generation is at or above the cap, and
-// on (V8's factor 2) below it, re-checked after every garbage collection, once the process serves:
-// start-up compiles in long synchronous bursts, and as the check runs between event-loop turns,
-// growth allowed then could pass the cap several times over. An operator who passes
-// --max-semi-space-size or --semi-space-growth-factor keeps V8's sizing under that flag instead.
+// on (V8's factor 2) below it, re-checked after every garbage collection, once the process serves.
+// The cap is best-effort: the check runs between event-loop turns, so one long synchronous turn
+// with growth on can double the young generation more than once past the cap, where it then stays
+// until V8 shrinks it. Start-up compiles in such bursts, hence growth waits until the process
+// serves; a proxy's turns under load did not (8 MiB held for a gateway, 4 MiB for a sidecar, in
+// every run measured). For a hard limit, give node --max-semi-space-size (NODE_OPTIONS accepts it):
+// an operator who passes it, or --semi-space-growth-factor, keeps V8's sizing under that flag.
 import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 
@@ -22,8 +25,8 @@ let serving = false;
 
 /** Whether the operator sized the young generation (node's command line or NODE_OPTIONS). */
 function sizedByOperator(): boolean {
-  // V8 reads `--max_semi_space_size` as `--max-semi-space-size`.
-  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.replaceAll('_', '-'));
+  // V8 reads `--max_semi_space_size` as `--max-semi-space-size`; NODE_OPTIONS may quote an option.
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.replace(/^["']/, '').replaceAll('_', '-'));
   return given.some((a) => USER_FLAGS.some((f) => a.startsWith(f)));
 }
 
@@ -42,7 +45,7 @@ export function capYoungGeneration(semiSpaceMb: number): boolean {
   const cap = semiSpaceMb * 2 * MiB;
   let factor = 1;
   setFlagsFromString('--semi-space-growth-factor=1');
-  // Called after collections, between event-loop turns: one allocation burst grows it once at most.
+  // Called after collections, between event-loop turns (see above: a long turn may grow it twice).
   observer = new PerformanceObserver(() => {
     if (!serving) return;
     const want = newSpaceBytes() < cap ? 2 : 1;
@@ -60,6 +63,6 @@ export function youngGenerationServing(): void {
   serving = true;
 }
 
-/** The defaults: a sidecar (one per pod) at 2 MB semi-spaces, a gateway at 4 MB. */
+/** The defaults: a sidecar (one per pod) at 2 MB semi-spaces, a gateway (and the demo) at 4 MB. */
 export const SIDECAR_SEMI_SPACE_MB = 2;
 export const GATEWAY_SEMI_SPACE_MB = 4;

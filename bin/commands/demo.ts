@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../../mesh-proxy/observe/log.ts';
 import { initCa } from '../../mesh-proxy/identity/ca.ts';
 import { startSidecar, type Sidecar } from '../../mesh-proxy/sidecar.ts';
 import { EXIT_OK, reportStartupError, runUntilSignal } from '../lifecycle.ts';
+import { youngGenerationServing } from '../young-generation.ts';
 import { developmentCertificate, startApp, startDemoStore, stopChild, waitForPort, type DemoStore } from './demo-support.ts';
 
 export const DEMO_HELP = `Usage: meshgate demo [options]
@@ -258,6 +259,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       );
     });
   }
+  youngGenerationServing();
   return runUntilSignal('demo', stopAll);
 }
 

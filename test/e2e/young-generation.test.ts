@@ -114,7 +114,7 @@ test('--max-semi-space-size in NODE_OPTIONS gives V8 its own sizing back', async
   const proxy = new MeshgateProcess(['proxy', '--config', file], { ...cleanEnv('warn'), NODE_OPTIONS: '--max-semi-space-size=8' });
   procs.push(proxy);
   const adminUrl = `http://127.0.0.1:${admin}`;
-  await proxy.ready(adminUrl);
+  await proxy.ready(adminUrl, 30_000);
   await load(`http://127.0.0.1:${inbound}`);
   const bytes = await newSpace(adminUrl);
   assert.ok(bytes > 4 * MiB, `new space ${bytes / MiB} MiB`);
