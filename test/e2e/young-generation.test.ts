@@ -31,6 +31,18 @@ async function newSpace(adminUrl: string): Promise<number> {
   return metricValue(adminUrl, 'meshgate_process_nodejs_heap_space_size_total_bytes', { space: 'new' });
 }
 
+/** A sidecar for the test app (store and discovery added by the caller). */
+function sidecarConfig(instance: string, inbound: number, outbound: number, admin: number) {
+  return {
+    node: { service: 'orders', instance },
+    app: { port: app.port },
+    inbound: { address: '127.0.0.1', port: inbound },
+    outbound: { port: outbound },
+    admin: { port: admin },
+    log: { level: 'warn', access: false },
+  };
+}
+
 /** Sends REQUESTS requests with a 512-byte header through `url`, 16 at a time. */
 async function load(url: string): Promise<void> {
   const pool = new Pool(url, { connections: 16 });
@@ -58,16 +70,7 @@ test('a gateway caps its young generation at 4 MB semi-spaces, its sidecar at 2 
     const store = { kind: 'redis', url: redis.url };
     const discovery = { resync: '500ms', stateDir: dir };
     const [inbound, outbound, scAdmin, port, gwAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    const scFile = writeConfig(dir, 'proxy.yaml', {
-      node: { service: 'orders', instance: 'orders-1' },
-      app: { port: app.port },
-      inbound: { address: '127.0.0.1', port: inbound },
-      outbound: { port: outbound },
-      admin: { port: scAdmin },
-      store,
-      discovery,
-      log: { level: 'warn', access: false },
-    });
+    const scFile = writeConfig(dir, 'proxy.yaml', { ...sidecarConfig('orders-1', inbound, outbound, scAdmin), store, discovery });
     const gwFile = writeConfig(dir, 'gateway.yaml', {
       store,
       listeners: { http: { address: '127.0.0.1', port } },
@@ -102,15 +105,7 @@ test('a gateway caps its young generation at 4 MB semi-spaces, its sidecar at 2 
 test('--max-semi-space-size in NODE_OPTIONS gives V8 its own sizing back', async () => {
   const dir = tempDir();
   const [inbound, outbound, admin] = await Promise.all([freePort(), freePort(), freePort()]);
-  const file = writeConfig(dir, 'proxy.yaml', {
-    node: { service: 'orders', instance: 'orders-2' },
-    app: { port: app.port },
-    inbound: { address: '127.0.0.1', port: inbound },
-    outbound: { port: outbound },
-    admin: { port: admin },
-    discovery: { stateDir: dir },
-    log: { level: 'warn', access: false },
-  });
+  const file = writeConfig(dir, 'proxy.yaml', { ...sidecarConfig('orders-2', inbound, outbound, admin), discovery: { stateDir: dir } });
   const proxy = new MeshgateProcess(['proxy', '--config', file], { ...cleanEnv('warn'), NODE_OPTIONS: '--max-semi-space-size=8' });
   procs.push(proxy);
   const adminUrl = `http://127.0.0.1:${admin}`;
