@@ -14,7 +14,7 @@ import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestCa, metricValue, tlsRequest, type TestCa } from '../helpers/mtls.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { freePort, waitFor } from '../helpers/ports.ts';
 import { call, startInstance, stopAll } from '../helpers/mesh.ts';
 import { tempDir } from '../helpers/cli.ts';
 
@@ -103,8 +103,10 @@ describe('CA signing endpoint', () => {
     const dir = tempDir();
     const rootFile = join(dir, 'ca.pem');
     writeFileSync(rootFile, ca.ca.rootCert);
-    const own = await startSignServer({ ca: ca.ca, token: TOKEN, address: '127.0.0.1', port: 0, log: createLogger({ level: 'silent' }, {}) });
-    const ownPort = own.address.port;
+    // A port claimed for the run, below the ephemeral range: restarted on it after a pause, a port
+    // from listen(0) could meanwhile be another test's listener or a connection's source port.
+    const ownPort = await freePort();
+    const own = await startSignServer({ ca: ca.ca, token: TOKEN, address: '127.0.0.1', port: ownPort, log: createLogger({ level: 'silent' }, {}) });
     const store = new MemoryStore();
     const inst = await startInstance(store, 'catalog', 'catalog-2', { mesh: { signer: { url: `https://127.0.0.1:${ownPort}`, token: TOKEN, ca: rootFile }, ttl: '9s' } });
     const admin = `http://127.0.0.1:${inst.sidecar.admin.port}`;
