@@ -38,10 +38,10 @@ function newSpaceBytes(): number {
 /**
  * Caps the young generation at semi-spaces of `semiSpaceMb` MB (the new space is two of them).
  * Call it before the command's modules load, and youngGenerationServing() once the command serves:
- * growth is off in between. Returns whether the cap applies.
+ * growth is off in between.
  */
-export function capYoungGeneration(semiSpaceMb: number): boolean {
-  if (observer !== undefined || sizedByOperator()) return false;
+export function capYoungGeneration(semiSpaceMb: number): void {
+  if (observer !== undefined || sizedByOperator()) return;
   const cap = semiSpaceMb * 2 * MiB;
   let factor = 1;
   setFlagsFromString('--semi-space-growth-factor=1');
@@ -55,7 +55,6 @@ export function capYoungGeneration(semiSpaceMb: number): boolean {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
-  return true;
 }
 
 /** The process serves: from the next collection on, the young generation may grow up to the cap. */
