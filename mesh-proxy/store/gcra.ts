@@ -5,12 +5,25 @@
 // non-dyadic period/max to it max times drifted enough (≈ max × 0.12 µs) to refuse the max-th
 // request of a burst (5 per 458 ms let 4 through). `tats` is advanced in place only when the
 // request passes every window.
+//
+// A check asks for up to `want` units and is granted as many as every window has room for (0:
+// refused, nothing consumed). One unit is the per-request check; more is a gateway taking a slice
+// of a busy caller's limit ahead (plugins/builtin/rate-limit/slices.ts).
 import type { RateLimitDecision, RateLimitWindow } from './types.ts';
 
 /** Float slack in the comparison: a pass up to period × 1e-9 early (≤ 0.1 ms a day) is accepted. */
 const SLACK = 1e-9;
 
-export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
+export function gcra(tats: number[], windows: readonly RateLimitWindow[], want: number, now: number): RateLimitDecision {
+  // Units every window has room for (the remaining-units formula below, before this check).
+  let room = want;
+  for (let i = 0; i < windows.length && room > 0; i++) {
+    const w = windows[i];
+    const used = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]);
+    room = Math.min(room, Math.floor(((w.periodMs - used) * w.max) / w.periodMs + SLACK * w.max));
+  }
+  // Refused: the verdict (and wait) for one unit.
+  const cost = room > 0 ? room : 1;
   let allowed = true;
   let retryAfterMs = 0;
   // The window reported in headers: the one refusing (longest wait), else the one with least room.
@@ -25,9 +38,9 @@ export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: 
       allowed = false;
       retryAfterMs = Math.max(retryAfterMs, over);
     } else if (allowed) {
-      const room = -over / w.periodMs;
-      if (room < reportRoom) {
-        reportRoom = room;
+      const r = -over / w.periodMs;
+      if (r < reportRoom) {
+        reportRoom = r;
         report = i;
       }
     }
@@ -46,6 +59,7 @@ export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: 
   }
   return {
     allowed,
+    granted: allowed ? cost : 0,
     window: report,
     limit: w.max,
     remaining: Math.max(0, Math.floor(((w.periodMs - used) * w.max) / w.periodMs + SLACK * w.max)),

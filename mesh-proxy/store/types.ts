@@ -60,6 +60,8 @@ export interface RateLimitWindow {
 /** The outcome of one check, reported for the window that constrains the caller most. */
 export interface RateLimitDecision {
   readonly allowed: boolean;
+  /** Units granted: up to the check's `want` when allowed, 0 when refused. */
+  readonly granted: number;
   /** Index of the reported window in the list passed to consume(). */
   readonly window: number;
   readonly limit: number;
@@ -67,17 +69,20 @@ export interface RateLimitDecision {
   readonly remaining: number;
   /** Milliseconds until that window is fully replenished. */
   readonly resetMs: number;
-  /** When refused: milliseconds until a retry of the same cost could pass (0 when allowed). */
+  /** When refused: milliseconds until one unit could pass (0 when allowed). */
   readonly retryAfterMs: number;
 }
 
 /**
- * Global rate-limit counters: one atomic check-and-consume per request across every process that
- * shares the store (GCRA per window, all windows in one step, so a refused request consumes
- * nothing). Rejects when the store cannot answer; the caller decides to fail open or closed.
+ * Global rate-limit counters: one atomic check-and-consume across every process that shares the
+ * store (GCRA per window, all windows in one step). A check takes up to `want` units, as many as
+ * every window has room for; a refused check consumes nothing. Rejects when the store cannot
+ * answer; the caller decides to fail open or closed.
  */
 export interface RateLimitStore {
-  consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
+  /** True when a check is a round trip to another process (Redis), false when it is local memory. */
+  readonly remote: boolean;
+  consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision>;
 }
 
 export type SplitEvent = { readonly kind: 'put'; readonly split: TrafficSplit } | { readonly kind: 'delete'; readonly service: string };

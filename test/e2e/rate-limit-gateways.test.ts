@@ -19,6 +19,7 @@ let redis: RedisServer;
 let app: TestApp;
 const procs: MeshgateProcess[] = [];
 const gateways: string[] = [];
+const admins: string[] = [];
 
 async function get(base: string, path: string, headers?: Record<string, string>): Promise<{ status: number; code?: string; headers: Record<string, unknown> }> {
   const res = await request(`${base}${path}`, { headers });
@@ -52,7 +53,6 @@ before(async () => {
   });
   const sidecar = new MeshgateProcess(['proxy', '--config', scFile], cleanEnv('warn'));
   procs.push(sidecar);
-  const admins: string[] = [];
   for (const name of ['edge-1', 'edge-2']) {
     const [httpPort, adminPort] = [await freePort(), await freePort()];
     const file = writeConfig(dir, `${name}.yaml`, {
@@ -67,6 +67,8 @@ before(async () => {
         { name: 'closed', match: { pathPrefix: '/closed' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: N, per: '1h' }], whenStoreDown: 'fail-closed' } }] },
         { name: 'burst', match: { pathPrefix: '/burst' }, service: 'app', plugins: [{ 'rate-limit': { key: 'header:x-user', limits: [{ max: N, per: '1h' }], whenStoreDown: 'fail-closed' } }] },
         { name: 'open', match: { pathPrefix: '/open' }, service: 'app', plugins: [{ 'rate-limit': { key: 'route', limits: [{ max: 5, per: '1h' }], whenStoreDown: 'fail-open' } }] },
+        // 300 per minute, leases of 5 s: slices of up to 25 units.
+        { name: 'sliced', match: { pathPrefix: '/sliced' }, service: 'app', plugins: [{ 'rate-limit': { key: 'header:x-user', limits: [{ max: 300, per: '1m' }], lease: '5s' } }] },
       ],
     });
     const gw = new MeshgateProcess(['gateway', '--config', file], cleanEnv('warn'));
@@ -133,9 +135,38 @@ describe('rate-limit with Redis', () => {
     assert.equal((await get(gateways[1], '/burst/x', { 'x-user': 'someone-else' })).status, 200);
   });
 
+  test('2c. two gateways serving a busy caller from slices: no more than the limit passes, with a fraction of the store checks', async (t) => {
+    const started = performance.now();
+    const statuses: number[] = [];
+    for (let wave = 0; wave < 60; wave++) {
+      const all = await Promise.all(Array.from({ length: 10 }, (_, i) => get(gateways[i % 2], '/sliced/x', { 'x-user': 'busy' })));
+      for (const r of all) statuses.push(r.status);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const passed = statuses.filter((s) => s === 200).length;
+    assert.equal(passed + statuses.filter((s) => s === 429).length, 600, JSON.stringify(statuses));
+    // 5 units replenish per second; units one gateway holds when the other is refused are the shortfall.
+    assert.ok(passed <= 300 + Math.ceil(seconds * 5) + 1, `${passed} passed in ${seconds.toFixed(1)} s`);
+    assert.ok(passed >= 300 - 2 * 25, `${passed} passed`);
+    let checks = 0;
+    for (const admin of admins) {
+      const text = await (await request(`${admin}/metrics`)).body.text();
+      const m = /^meshgate_plugin_rate_limit_store_checks_total (\d+)/m.exec(text);
+      assert.ok(m, 'the store-checks metric is exported');
+      checks += Number(m[1]);
+    }
+    t.diagnostic(`${passed} of 600 passed in ${seconds.toFixed(2)} s; store checks (all routes, both gateways): ${checks}`);
+    // Every other route's requests so far are per-request checks: well under 100 in all.
+    assert.ok(checks < 100 + 600 / 4, `${checks} store checks`);
+  });
+
   test('3. Redis killed: fail-closed answers 503, fail-open limits per process; Redis back: global again', async () => {
     await redis.kill();
-    const closed = await get(gateways[0], '/closed/x');
+    // A refusal from Redis is remembered for up to a lease (50 ms): 429 until then, then 503.
+    const closed = await waitFor('fail-closed to answer 503', async () => {
+      const r = await get(gateways[0], '/closed/x');
+      return r.status === 429 ? undefined : r;
+    }, 5000, 20);
     assert.equal(closed.status, 503);
     assert.equal(closed.code, 'RATE_LIMIT_UNAVAILABLE');
     // fail-open: each gateway's local backstop allows the limit on its own

@@ -12,7 +12,7 @@ import { pluginHarness, runPlugin } from '../../plugins/testing.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
 import type { RateLimitStore } from '../../mesh-proxy/store/types.ts';
 
-const down: RateLimitStore = { consume: () => Promise.reject(new Error('Connection is closed.')) };
+const down: RateLimitStore = { remote: true, consume: () => Promise.reject(new Error('Connection is closed.')) };
 
 test('1. N requests pass per window, the next gets 429 RATE_LIMITED with Retry-After and RateLimit-* headers', async () => {
   const h = await pluginHarness(rateLimit, { key: 'ip', limits: [{ max: 3, per: '1m' }] });
@@ -119,7 +119,7 @@ async function globalInstance(config: Record<string, unknown>) {
     baseDir: process.cwd(),
     dryRun: false,
   };
-  const handlers = await rateLimit.create({ whenStoreDown: 'fail-open', headers: true, trustedProxies: [], ...config } as never, env);
+  const handlers = await rateLimit.create({ whenStoreDown: 'fail-open', headers: true, trustedProxies: [], lease: '50ms', ...config } as never, env);
   return async (route: string, headers: Record<string, string> = {}, clientIp = '10.0.0.1') => {
     const ctx = {
       route,
@@ -147,4 +147,18 @@ test('9. the anonymous bucket is not a caller named "anonymous"', async () => {
   assert.equal(await h('r', { 'x-user': 'anonymous' }), 200, 'a caller who sends "anonymous" has a bucket of its own');
   assert.equal(await h('r'), 429);
   assert.equal(await h('r', { 'x-user': 'anonymous' }), 429);
+});
+
+test('10. a busy caller\'s requests waiting on one check when the store fails: each gets whenStoreDown\'s answer', async () => {
+  // 1,000,000/s: sliced (slices of up to 50,000 units per 50 ms lease), so requests share checks.
+  const limits = [{ max: 1_000_000, per: '1s' }];
+  for (const [mode, status] of [['fail-open', undefined], ['fail-closed', 503]] as const) {
+    const h = await pluginHarness(rateLimit, { key: 'header:x-user', limits, whenStoreDown: mode }, { rateLimits: down });
+    const runs = await Promise.all(Array.from({ length: 20 }, () => h.run({ headers: { 'x-user': 'busy' } })));
+    for (const r of runs) {
+      assert.equal(r.forwarded, status === undefined, mode);
+      if (status !== undefined) assert.equal(r.reply?.code, 'RATE_LIMIT_UNAVAILABLE');
+    }
+    await h.close();
+  }
 });

@@ -1,7 +1,7 @@
 // Rate-limit counters for the embedded store: GCRA (the generic cell rate algorithm, as in
 // redis-cell and Stripe's limiter) per window, kept as one "theoretical arrival time" per window.
-// A request of cost c passes when, for every window, TAT' = max(TAT, now) + c·T stays within
-// now + period (T = period / max); only then are the windows advanced.
+// c units pass when, for every window, TAT' = max(TAT, now) + c·T stays within now + period
+// (T = period / max); only then are the windows advanced.
 import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../types.ts';
 import { gcra, idleAt } from '../gcra.ts';
 
@@ -16,22 +16,23 @@ interface Entry {
 }
 
 export class MemoryRateLimits implements RateLimitStore {
+  readonly remote = false;
   readonly #entries = new Map<string, Entry>();
   #nextSweep = 0;
 
-  async consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
-    return this.consumeNow(key, windows, cost, Date.now());
+  async consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision> {
+    return this.consumeNow(key, windows, want, Date.now());
   }
 
   /** The synchronous core, also the local backstop a Redis-backed limiter falls back to. */
-  consumeNow(key: string, windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
+  consumeNow(key: string, windows: readonly RateLimitWindow[], want: number, now: number): RateLimitDecision {
     if (now >= this.#nextSweep) this.#sweep(now);
     let entry = this.#entries.get(key);
     if (entry === undefined || entry.tats.length !== 2 * windows.length) {
       entry = { tats: new Array<number>(2 * windows.length).fill(0), idleAt: 0 };
       this.#entries.set(key, entry);
     }
-    const d = gcra(entry.tats, windows, cost, now);
+    const d = gcra(entry.tats, windows, want, now);
     if (d.allowed) entry.idleAt = idleAt(entry.tats);
     return d;
   }

@@ -5,9 +5,9 @@ import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../type
 import type { RedisClient } from './connect.ts';
 
 /**
- * One call checks a batch: KEYS are the keys' hashes; ARGV holds, per key in order, its cost, its
- * window count n, then max, periodMs per window. Returns six numbers per key: allowed, window,
- * limit, remaining, resetMs, retryAfterMs. Hash fields 2i-1 and 2i hold window i's TAT as whole ms
+ * One call checks a batch: KEYS are the keys' hashes; ARGV holds, per key in order, the units it
+ * wants, its window count n, then max, periodMs per window. Returns seven numbers per key: allowed,
+ * granted, window, limit, remaining, resetMs, retryAfterMs. Hash fields 2i-1 and 2i hold window i's TAT as whole ms
  * and fraction, as gcra.ts's tats array does (one float near today's epoch is too coarse: see
  * there). Keys are checked in order, so a key twice in one batch sees its first check's effect.
  */
@@ -20,11 +20,22 @@ local SLACK = 1e-9
 local out = {}
 local a = 1
 for k = 1, #KEYS do
-  local cost = tonumber(ARGV[a])
+  local want = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
   local fields = {}
   for i = 1, 2 * n do fields[i] = tostring(i) end
   local tats = redis.call('HMGET', KEYS[k], unpack(fields))
+  -- Units every window has room for; refused, the verdict is for one unit.
+  local cost = want
+  for i = 1, n do
+    local max = tonumber(ARGV[a + 2 * i])
+    local period = tonumber(ARGV[a + 2 * i + 1])
+    local used = (tonumber(tats[2 * i - 1]) or 0) - now + (tonumber(tats[2 * i]) or 0)
+    if used < 0 then used = 0 end
+    local r = math.floor((period - used) * max / period + SLACK * max)
+    if r < cost then cost = r end
+  end
+  if cost < 1 then cost = 1 end
   local allowed = true
   local retry = 0
   local report = 1
@@ -65,11 +76,12 @@ for k = 1, #KEYS do
   if remaining < 0 then remaining = 0 end
   local o = #out
   out[o + 1] = allowed and 1 or 0
-  out[o + 2] = report - 1
-  out[o + 3] = max
-  out[o + 4] = remaining
-  out[o + 5] = math.ceil(used)
-  out[o + 6] = math.ceil(retry)
+  out[o + 2] = allowed and cost or 0
+  out[o + 3] = report - 1
+  out[o + 4] = max
+  out[o + 5] = remaining
+  out[o + 6] = math.ceil(used)
+  out[o + 7] = math.ceil(retry)
   a = a + 2 + 2 * n
 end
 return out`;
@@ -84,7 +96,7 @@ interface Scripted {
 interface Pending {
   readonly key: string;
   readonly windows: readonly RateLimitWindow[];
-  readonly cost: number;
+  readonly want: number;
   resolve(d: RateLimitDecision): void;
   reject(err: unknown): void;
 }
@@ -97,6 +109,7 @@ interface Pending {
  * check is its own call there.
  */
 export class RedisRateLimits implements RateLimitStore {
+  readonly remote = true;
   readonly #client: RedisClient & Scripted;
   readonly #prefix: string;
   readonly #batch: boolean;
@@ -110,10 +123,10 @@ export class RedisRateLimits implements RateLimitStore {
     this.#batch = !(client as { isCluster?: boolean }).isCluster;
   }
 
-  consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
+  consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision> {
     return new Promise((resolve, reject) => {
       if (this.#queue.length === 0) setImmediate(this.#flushBound);
-      this.#queue.push({ key: this.#prefix + key, windows, cost, resolve, reject });
+      this.#queue.push({ key: this.#prefix + key, windows, want, resolve, reject });
     });
   }
 
@@ -127,14 +140,14 @@ export class RedisRateLimits implements RateLimitStore {
   #send(batch: Pending[]): void {
     const keysThenArgs: Array<string | number> = batch.map((p) => p.key);
     for (const p of batch) {
-      keysThenArgs.push(p.cost, p.windows.length);
+      keysThenArgs.push(p.want, p.windows.length);
       for (const w of p.windows) keysThenArgs.push(w.max, w.periodMs);
     }
     this.#client.mgRateLimit(batch.length, ...keysThenArgs).then(
       (r) => {
         for (let i = 0; i < batch.length; i++) {
-          const o = i * 6;
-          batch[i].resolve({ allowed: r[o] === 1, window: r[o + 1], limit: r[o + 2], remaining: r[o + 3], resetMs: r[o + 4], retryAfterMs: r[o + 5] });
+          const o = i * 7;
+          batch[i].resolve({ allowed: r[o] === 1, granted: r[o + 1], window: r[o + 2], limit: r[o + 3], remaining: r[o + 4], resetMs: r[o + 5], retryAfterMs: r[o + 6] });
         }
       },
       (err: unknown) => {

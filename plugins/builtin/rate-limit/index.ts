@@ -1,6 +1,7 @@
 // rate-limit: GCRA limits per caller, global across every gateway sharing the store. One atomic
-// check per request (a Lua script on Redis, memory on the embedded store) covers all windows, so
-// "10/s and 1000/h" never races and a refused request consumes nothing.
+// check (a Lua script on Redis, memory on the embedded store) covers all windows, so "10/s and
+// 1000/h" never races and a refused request consumes nothing. On Redis, a busy caller's requests
+// are served from slices of its limit taken ahead for `lease` (slices.ts).
 //
 //   - rate-limit: { key: jwt.sub, limits: [ { max: 10, per: 1s }, { max: 1000, per: 1h } ], whenStoreDown: fail-open }
 //
@@ -14,6 +15,7 @@ import type { RateLimitDecision, RateLimitWindow } from '../../../mesh-proxy/sto
 import { definePlugin, deny, type LocalReply, type RequestContext } from '../../api.ts';
 import { PluginError } from '../../errors.ts';
 import { TrustedProxies } from '../shared/client-address.ts';
+import { Slices } from './slices.ts';
 
 const KEY_PATTERN = '^(ip|route|consumer|jwt\\.[A-Za-z0-9_.:-]+|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+)$';
 /** Caller keys longer than this are hashed: Redis keys stay small whatever a client sends. */
@@ -35,6 +37,11 @@ export const RateLimitSchema = Type.Object(
     ),
     whenStoreDown: Type.Union([Type.Literal('fail-open'), Type.Literal('fail-closed')], { default: 'fail-open', description: 'fail-open or fail-closed' }),
     headers: Type.Boolean({ default: true, description: 'RateLimit-Limit/-Remaining/-Reset on responses' }),
+    lease: Type.String({
+      pattern: DURATION_PATTERN,
+      default: '50ms',
+      description: "how far ahead a gateway may take a busy caller's units from Redis (0ms: one check per request)",
+    }),
     trustedProxies: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'CIDRs whose X-Forwarded-For is believed (key: ip)' }),
   },
   { additionalProperties: false },
@@ -76,6 +83,11 @@ export default definePlugin({
     const scope = createHash('sha256').update(JSON.stringify([env.route, env.service, config.key, windows])).digest('base64url').slice(0, 16);
     const backstop = new MemoryRateLimits();
     const store = env.rateLimits;
+    const checks = env.metrics.counter('meshgate_plugin_rate_limit_store_checks_total', 'rate-limit checks sent to the store (with slices, fewer than decisions).', []);
+    const countCheck = (): void => checks.inc();
+    // The embedded store is in-process memory: nothing to save by slicing it.
+    const leaseMs = parseDuration(config.lease);
+    const slices = store.remote && leaseMs > 0 ? new Slices(store, windows, leaseMs, countCheck) : undefined;
     const failOpen = config.whenStoreDown === 'fail-open';
     const decisions = env.metrics.counter('meshgate_plugin_rate_limit_decisions_total', 'rate-limit decisions, by route and result (allowed, limited).', ['route', 'result']);
     const storeErrors = env.metrics.counter('meshgate_plugin_rate_limit_store_errors_total', 'rate-limit checks the store could not answer, by route and mode (fail-open, fail-closed).', ['route', 'mode']);
@@ -114,17 +126,26 @@ export default definePlugin({
       return deny(503, 'RATE_LIMIT_UNAVAILABLE', 'the rate-limit store is unavailable', { 'retry-after': '1' });
     };
 
+    // A verdict not known yet: the chain awaits this. (async/await: no per-request closures.)
+    const later = async (ctx: RequestContext, bucket: string, pending: Promise<RateLimitDecision>): Promise<LocalReply | undefined> => {
+      let d: RateLimitDecision;
+      try {
+        d = await pending;
+      } catch (err) {
+        return onStoreError(ctx, bucket, err);
+      }
+      return decide(ctx, d);
+    };
+
     return {
-      // One store round trip; the chain awaits it. (async/await: no per-request closures.)
-      async onRequest(ctx) {
+      onRequest(ctx) {
         const bucket = bucketOf(ctx);
-        let d: RateLimitDecision;
-        try {
-          d = await store.consume(bucket, windows, 1);
-        } catch (err) {
-          return onStoreError(ctx, bucket, err);
+        if (slices === undefined) {
+          countCheck();
+          return later(ctx, bucket, store.consume(bucket, windows, 1));
         }
-        return decide(ctx, d);
+        const d = slices.take(bucket, Date.now());
+        return d instanceof Promise ? later(ctx, bucket, d) : decide(ctx, d);
       },
     };
   },
