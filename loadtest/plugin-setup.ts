@@ -29,7 +29,7 @@ export async function preparePlugins(workDir: string, redisPort: number, core: n
     env: { JWT_PUBLIC_KEY: keyFile, ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}) },
     headers: { authorization: `Bearer ${token}`, origin: 'https://app.example.com' },
     redis,
-    storeNote: redis ? 'rate-limit counters in a redis-server on the load core (the checks of one event-loop turn go as one Lua script call)' : 'rate-limit counters in memory (redis-server not installed)',
+    storeNote: redis ? 'rate-limit counters in a redis-server on the load core (the default lease of 50 ms: the busy caller is served from slices of its limit taken ahead, one Lua script call per lease)' : 'rate-limit counters in memory (redis-server not installed)',
   };
 }
 
