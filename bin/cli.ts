@@ -1,6 +1,7 @@
 // Each command's module is imported only when it runs: a sidecar (`meshgate proxy`) should not
 // hold the CA's node-forge, the gateway or the CLI clients in memory.
 import './v8-tuning.ts';
+import { limitOldGeneration } from './old-generation.ts';
 import { capYoungGeneration, GATEWAY_SEMI_SPACE_MB, SIDECAR_SEMI_SPACE_MB } from './young-generation.ts';
 import { EXIT_OK, EXIT_USAGE } from './lifecycle.ts';
 
@@ -42,9 +43,14 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   // Before the command's modules load: V8 grows the young generation while they compile.
-  if (name === 'proxy') capYoungGeneration(SIDECAR_SEMI_SPACE_MB);
-  // The demo runs its gateways and sidecars in this one process.
-  else if (name === 'gateway' || name === 'demo') capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
+  if (name === 'proxy') {
+    capYoungGeneration(SIDECAR_SEMI_SPACE_MB);
+    limitOldGeneration('sidecar');
+  } else if (name === 'gateway' || name === 'demo') {
+    // The demo runs its gateways and sidecars in this one process.
+    capYoungGeneration(GATEWAY_SEMI_SPACE_MB);
+    limitOldGeneration('gateway');
+  }
   const cmd = Object.hasOwn(COMMANDS, name) ? await COMMANDS[name]() : undefined;
   if (!cmd) {
     process.stderr.write(`meshgate: unknown command "${name}"\n\n${HELP}\n`);

@@ -18,6 +18,9 @@ code = code.replace(/require\("(ajv\/dist\/runtime\/[\w-]+)"\)/g, (_m, mod: stri
   return helpers.get(mod)!;
 });
 const imports = [...helpers].map(([mod, name]) => `import ${name} from "${mod}.js";`).join('');
+// ASCII only (non-ASCII characters appear in schema descriptions, inside string literals): V8 holds
+// a source with any other character as a two-byte string, which doubled the 683 KB module's heap.
+code = code.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 const out = new URL('./validators.generated.js', import.meta.url);
 writeFileSync(out, imports + code.replace(/^"use strict";/, ''));
 console.log(`wrote ${out.pathname} (${Math.round(code.length / 1024)} KB)`);
