@@ -23,6 +23,8 @@ Environment (overrides the file):
   MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
   NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (by default a
                           gateway caps it to 4 MB semi-spaces; V8 alone grows it to 16 MB)
+  node --heap-growing-percent=0 bin/meshgate.js gateway …  keep V8's own old-generation
+                          sizing (by default a gateway limits it to twice the live heap)
 
 The config file (and the plugin directory) is reloaded when it changes, on SIGHUP, or on
 POST /reload to the admin API; an invalid new config is rejected and the running one keeps serving.

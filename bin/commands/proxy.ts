@@ -21,6 +21,8 @@ Environment (overrides the file):
   MESHGATE_ADMIN_TOKEN, MESHGATE_DC, MESHGATE_ZONE, MESHGATE_LOG_LEVEL, MESHGATE_STATE_DIR
   NODE_OPTIONS=--max-semi-space-size=N  size V8's young generation yourself (by default a
                               sidecar caps it to 2 MB semi-spaces; V8 alone grows it to 16 MB)
+  node --no-optimize-for-size bin/meshgate.js proxy …  keep V8's own old-generation sizing
+                              (by default a sidecar runs in V8's memory-saving mode)
 
 On SIGTERM or SIGINT the proxy deregisters, stops accepting, drains in-flight requests
 (drainTimeout) and exits 0.`;
