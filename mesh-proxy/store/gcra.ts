@@ -6,24 +6,16 @@
 // request of a burst (5 per 458 ms let 4 through). `tats` is advanced in place only when the
 // request passes every window.
 //
-// A check asks for up to `want` units and is granted as many as every window has room for (0:
-// refused, nothing consumed). One unit is the per-request check; more is a gateway taking a slice
-// of a busy caller's limit ahead (plugins/builtin/rate-limit/slices.ts).
+// `gcra` is all or nothing: `cost` units pass when every window has room for them. `gcraUpTo`
+// grants as many of `want` units as every window has room for (a gateway taking a slice of a busy
+// caller's limit ahead: plugins/builtin/rate-limit/slices.ts), after giving back `returned` units
+// an earlier slice took and did not spend.
 import type { RateLimitDecision, RateLimitWindow } from './types.ts';
 
 /** Float slack in the comparison: a pass up to period × 1e-9 early (≤ 0.1 ms a day) is accepted. */
 const SLACK = 1e-9;
 
-export function gcra(tats: number[], windows: readonly RateLimitWindow[], want: number, now: number): RateLimitDecision {
-  // Units every window has room for (the remaining-units formula below, before this check).
-  let room = want;
-  for (let i = 0; i < windows.length && room > 0; i++) {
-    const w = windows[i];
-    const used = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]);
-    room = Math.min(room, Math.floor(((w.periodMs - used) * w.max) / w.periodMs + SLACK * w.max));
-  }
-  // Refused: the verdict (and wait) for one unit.
-  const cost = room > 0 ? room : 1;
+export function gcra(tats: number[], windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
   let allowed = true;
   let retryAfterMs = 0;
   // The window reported in headers: the one refusing (longest wait), else the one with least room.
@@ -66,6 +58,26 @@ export function gcra(tats: number[], windows: readonly RateLimitWindow[], want: 
     resetMs: Math.ceil(used),
     retryAfterMs: Math.ceil(retryAfterMs),
   };
+}
+
+/** Up to `want` units (0 granted: refused, with the wait for one unit), after `returned` units are given back. */
+export function gcraUpTo(tats: number[], windows: readonly RateLimitWindow[], want: number, returned: number, now: number): RateLimitDecision {
+  if (returned > 0) {
+    for (let i = 0; i < windows.length; i++) {
+      const used = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]);
+      const next = Math.max(0, used - (returned * windows[i].periodMs) / windows[i].max);
+      const whole = Math.floor(next);
+      tats[2 * i] = now + whole;
+      tats[2 * i + 1] = next - whole;
+    }
+  }
+  let room = want;
+  for (let i = 0; i < windows.length && room > 0; i++) {
+    const w = windows[i];
+    const used = Math.max(0, tats[2 * i] - now + tats[2 * i + 1]);
+    room = Math.min(room, Math.floor(((w.periodMs - used) * w.max) / w.periodMs + SLACK * w.max));
+  }
+  return gcra(tats, windows, room > 0 ? room : 1, now);
 }
 
 /** When every window of `tats` is fully replenished (ms). */

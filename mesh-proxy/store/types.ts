@@ -60,7 +60,7 @@ export interface RateLimitWindow {
 /** The outcome of one check, reported for the window that constrains the caller most. */
 export interface RateLimitDecision {
   readonly allowed: boolean;
-  /** Units granted: up to the check's `want` when allowed, 0 when refused. */
+  /** Units granted: the cost (consume) or up to `want` (consumeUpTo) when allowed, 0 when refused. */
   readonly granted: number;
   /** Index of the reported window in the list passed to consume(). */
   readonly window: number;
@@ -75,14 +75,19 @@ export interface RateLimitDecision {
 
 /**
  * Global rate-limit counters: one atomic check-and-consume across every process that shares the
- * store (GCRA per window, all windows in one step). A check takes up to `want` units, as many as
- * every window has room for; a refused check consumes nothing. Rejects when the store cannot
- * answer; the caller decides to fail open or closed.
+ * store (GCRA per window, all windows in one step; a refused check consumes nothing). Rejects when
+ * the store cannot answer; the caller decides to fail open or closed.
  */
 export interface RateLimitStore {
-  /** True when a check is a round trip to another process (Redis), false when it is local memory. */
-  readonly remote: boolean;
-  consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision>;
+  /** True when a check is a round trip to another process (Redis); false or absent: local memory. */
+  readonly remote?: boolean;
+  /** All or nothing: `cost` units when every window has room for them. */
+  consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
+  /**
+   * Up to `want` units, as many as every window has room for (`granted`; 0: refused), after giving
+   * back `returned` units an earlier check took and did not spend.
+   */
+  consumeUpTo(key: string, windows: readonly RateLimitWindow[], want: number, returned: number): Promise<RateLimitDecision>;
 }
 
 export type SplitEvent = { readonly kind: 'put'; readonly split: TrafficSplit } | { readonly kind: 'delete'; readonly service: string };

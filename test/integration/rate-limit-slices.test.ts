@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { createRedisClient } from '../../mesh-proxy/store/redis/connect.ts';
 import { RedisRateLimits } from '../../mesh-proxy/store/redis/redis-rate-limits.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
+import type { RateLimitWindow } from '../../mesh-proxy/store/types.ts';
 import rateLimit from '../../plugins/builtin/rate-limit/index.ts';
 import { pluginHarness } from '../../plugins/testing.ts';
 import { RedisServer } from '../helpers/redis-server.ts';
@@ -151,25 +152,62 @@ describe('rate-limit slices through a real redis-server', () => {
     }
   });
 
-  test('a check for several units is granted what every window has room for; Redis and memory agree', async () => {
+  test('consumeUpTo grants what every window has room for, after units given back; consume stays all or nothing; Redis and memory agree', async () => {
     const windows = [{ max: 10, periodMs: 60_000 }, { max: 7, periodMs: 3_600_000 }];
     const memory = new MemoryRateLimits();
-    for (const want of [3, 3, 3, 1]) {
-      const r = await storeA.consume('upto', windows, want);
-      const m = await memory.consume('upto', windows, want);
+    // [want, returned]: the hourly window holds 7; 2 given back make room for 2 more.
+    const steps: Array<[number, number]> = [[3, 0], [3, 0], [3, 0], [1, 0], [5, 2], [1, 0]];
+    const granted: number[] = [];
+    for (const [want, returned] of steps) {
+      const r = await storeA.consumeUpTo('upto', windows, want, returned);
+      const m = await memory.consumeUpTo('upto', windows, want, returned);
       // Times differ by the ms between the two checks (Redis's clock vs this process's).
       assert.deepEqual({ ...r, resetMs: 0, retryAfterMs: 0 }, { ...m, resetMs: 0, retryAfterMs: 0 });
       assert.ok(Math.abs(r.resetMs - m.resetMs) <= 50, `resetMs ${r.resetMs} vs ${m.resetMs}`);
       assert.ok(Math.abs(r.retryAfterMs - m.retryAfterMs) <= 50, `retryAfterMs ${r.retryAfterMs} vs ${m.retryAfterMs}`);
+      granted.push(r.granted);
     }
-    // 3 + 3 + 1 (the hourly window's room) then nothing: refused, the wait for one unit.
-    const seen = [];
-    const fresh = new MemoryRateLimits();
-    for (const want of [3, 3, 3, 1]) seen.push((await fresh.consume('upto', windows, want)).granted);
-    assert.deepEqual(seen, [3, 3, 1, 0]);
-    const refused = await storeA.consume('upto', windows, 5);
-    assert.equal(refused.allowed, false);
-    assert.equal(refused.granted, 0);
-    assert.ok(refused.retryAfterMs > 0);
+    assert.deepEqual(granted, [3, 3, 1, 0, 2, 0]);
+
+    // consume is all or nothing: 5 units where 3 fit are refused, and nothing is consumed.
+    const w = [{ max: 3, periodMs: 3_600_000 }];
+    for (const store of [storeA, memory]) {
+      const refused = await store.consume('all-or-nothing', w, 5);
+      assert.equal(refused.allowed, false);
+      assert.equal(refused.granted, 0);
+      assert.ok(refused.retryAfterMs > 0);
+      const after = await store.consume('all-or-nothing', w, 3);
+      assert.equal(after.allowed, true, 'the refused check consumed nothing');
+      assert.equal(after.granted, 3);
+    }
+  });
+
+  test('units left when a lease ends go back with the caller\'s next check', async () => {
+    // A spy around the real store: which units each slice check asked for and gave back.
+    const calls: Array<{ want: number; returned: number }> = [];
+    const spy = {
+      remote: true,
+      consume: storeA.consume.bind(storeA),
+      consumeUpTo: (key: string, w: RateLimitWindow[], want: number, returned: number) => {
+        calls.push({ want, returned });
+        return storeA.consumeUpTo(key, w, want, returned);
+      },
+    };
+    // 100/s with a 1 s lease: slices of up to 100 units (a lease long enough for a slow machine).
+    const h = await pluginHarness(rateLimit, { key: 'header:x-user', limits: [{ max: 100, per: '1s' }], lease: '1s' }, { rateLimits: spy });
+    try {
+      const one = () => h.run({ headers: { 'x-user': 'refund' } });
+      // 20 at once: a check for 1, then one for the 19 that waited.
+      for (const r of await Promise.all(Array.from({ length: 20 }, one))) assert.equal(r.forwarded, true);
+      // The slice ran dry within its lease: the next check asks for twice as much and spends 1.
+      assert.equal((await one()).forwarded, true);
+      assert.deepEqual(calls, [{ want: 1, returned: 0 }, { want: 19, returned: 0 }, { want: 4, returned: 0 }]);
+      // Past the lease, the 3 unspent units go back with the next check.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      assert.equal((await one()).forwarded, true);
+      assert.deepEqual(calls[3], { want: 1, returned: 3 });
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -12,7 +12,8 @@ import { pluginHarness, runPlugin } from '../../plugins/testing.ts';
 import { MemoryRateLimits } from '../../mesh-proxy/store/memory/memory-rate-limits.ts';
 import type { RateLimitStore } from '../../mesh-proxy/store/types.ts';
 
-const down: RateLimitStore = { remote: true, consume: () => Promise.reject(new Error('Connection is closed.')) };
+const fail = () => Promise.reject(new Error('Connection is closed.'));
+const down: RateLimitStore = { remote: true, consume: fail, consumeUpTo: fail };
 
 test('1. N requests pass per window, the next gets 429 RATE_LIMITED with Retry-After and RateLimit-* headers', async () => {
   const h = await pluginHarness(rateLimit, { key: 'ip', limits: [{ max: 3, per: '1m' }] });
@@ -161,4 +162,8 @@ test('10. a busy caller\'s requests waiting on one check when the store fails: e
     }
     await h.close();
   }
+});
+
+test('11. a lease over 10s is a config error', async () => {
+  await assert.rejects(pluginHarness(rateLimit, { key: 'ip', limits: [{ max: 100, per: '1s' }], lease: '11s' }), /lease: at most 10s/);
 });

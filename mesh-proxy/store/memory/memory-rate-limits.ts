@@ -3,7 +3,7 @@
 // c units pass when, for every window, TAT' = max(TAT, now) + c·T stays within now + period
 // (T = period / max); only then are the windows advanced.
 import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../types.ts';
-import { gcra, idleAt } from '../gcra.ts';
+import { gcra, gcraUpTo, idleAt } from '../gcra.ts';
 
 /** Idle keys are forgotten once every window has fully replenished (swept at most this often). */
 const SWEEP_EVERY_MS = 10_000;
@@ -20,21 +20,34 @@ export class MemoryRateLimits implements RateLimitStore {
   readonly #entries = new Map<string, Entry>();
   #nextSweep = 0;
 
-  async consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision> {
-    return this.consumeNow(key, windows, want, Date.now());
+  async consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
+    return this.consumeNow(key, windows, cost, Date.now());
+  }
+
+  async consumeUpTo(key: string, windows: readonly RateLimitWindow[], want: number, returned: number): Promise<RateLimitDecision> {
+    const now = Date.now();
+    const entry = this.#entry(key, windows, now);
+    const d = gcraUpTo(entry.tats, windows, want, returned, now);
+    entry.idleAt = idleAt(entry.tats);
+    return d;
   }
 
   /** The synchronous core, also the local backstop a Redis-backed limiter falls back to. */
-  consumeNow(key: string, windows: readonly RateLimitWindow[], want: number, now: number): RateLimitDecision {
+  consumeNow(key: string, windows: readonly RateLimitWindow[], cost: number, now: number): RateLimitDecision {
+    const entry = this.#entry(key, windows, now);
+    const d = gcra(entry.tats, windows, cost, now);
+    if (d.allowed) entry.idleAt = idleAt(entry.tats);
+    return d;
+  }
+
+  #entry(key: string, windows: readonly RateLimitWindow[], now: number): Entry {
     if (now >= this.#nextSweep) this.#sweep(now);
     let entry = this.#entries.get(key);
     if (entry === undefined || entry.tats.length !== 2 * windows.length) {
       entry = { tats: new Array<number>(2 * windows.length).fill(0), idleAt: 0 };
       this.#entries.set(key, entry);
     }
-    const d = gcra(entry.tats, windows, want, now);
-    if (d.allowed) entry.idleAt = idleAt(entry.tats);
-    return d;
+    return entry;
   }
 
   get size(): number {

@@ -5,11 +5,13 @@ import type { RateLimitDecision, RateLimitStore, RateLimitWindow } from '../type
 import type { RedisClient } from './connect.ts';
 
 /**
- * One call checks a batch: KEYS are the keys' hashes; ARGV holds, per key in order, the units it
- * wants, its window count n, then max, periodMs per window. Returns seven numbers per key: allowed,
- * granted, window, limit, remaining, resetMs, retryAfterMs. Hash fields 2i-1 and 2i hold window i's TAT as whole ms
- * and fraction, as gcra.ts's tats array does (one float near today's epoch is too coarse: see
- * there). Keys are checked in order, so a key twice in one batch sees its first check's effect.
+ * One call checks a batch: KEYS are the keys' hashes; ARGV holds, per key in order, its units (the
+ * cost, or the most wanted), 1 to grant fewer when fewer fit (else 0: all or nothing), units given
+ * back first, its window count n, then max, periodMs per window. Returns seven numbers per key:
+ * allowed, granted, window, limit, remaining, resetMs, retryAfterMs. Hash fields 2i-1 and 2i hold
+ * window i's TAT as whole ms and fraction, as gcra.ts's tats array does (one float near today's
+ * epoch is too coarse: see there). Keys are checked in order, so a key twice in one batch sees its
+ * first check's effect. The arithmetic is gcra.ts's (gcra, gcraUpTo), operation for operation.
  */
 const CONSUME = `
 -- Redis < 5 refuses writes after TIME unless effects are replicated; later versions always do.
@@ -20,58 +22,74 @@ local SLACK = 1e-9
 local out = {}
 local a = 1
 for k = 1, #KEYS do
-  local want = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
+  local cost = tonumber(ARGV[a])
+  local upTo = ARGV[a + 1] == '1'
+  local returned = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
+  local maxs = {}
+  local periods = {}
+  for i = 1, n do
+    maxs[i] = tonumber(ARGV[a + 2 + 2 * i])
+    periods[i] = tonumber(ARGV[a + 3 + 2 * i])
+  end
   local fields = {}
   for i = 1, 2 * n do fields[i] = tostring(i) end
   local tats = redis.call('HMGET', KEYS[k], unpack(fields))
-  -- Units every window has room for; refused, the verdict is for one unit.
-  local cost = want
-  for i = 1, n do
-    local max = tonumber(ARGV[a + 2 * i])
-    local period = tonumber(ARGV[a + 2 * i + 1])
-    local used = (tonumber(tats[2 * i - 1]) or 0) - now + (tonumber(tats[2 * i]) or 0)
-    if used < 0 then used = 0 end
-    local r = math.floor((period - used) * max / period + SLACK * max)
-    if r < cost then cost = r end
-  end
-  if cost < 1 then cost = 1 end
-  local allowed = true
-  local retry = 0
-  local report = 1
-  local room = math.huge
   local useds = {}
   for i = 1, n do
-    local max = tonumber(ARGV[a + 2 * i])
-    local period = tonumber(ARGV[a + 2 * i + 1])
     local used = (tonumber(tats[2 * i - 1]) or 0) - now + (tonumber(tats[2 * i]) or 0)
     if used < 0 then used = 0 end
     useds[i] = used
-    local over = used + cost * period / max - period
-    if over > period * SLACK then
+  end
+  if returned > 0 then
+    for i = 1, n do
+      local nxt = useds[i] - returned * periods[i] / maxs[i]
+      if nxt < 0 then nxt = 0 end
+      local whole = math.floor(nxt)
+      -- As gcra.ts reads it back: (now + whole) - now + fraction.
+      useds[i] = whole + (nxt - whole)
+      redis.call('HSET', KEYS[k], tostring(2 * i - 1), string.format('%.17g', now + whole), tostring(2 * i), string.format('%.17g', nxt - whole))
+    end
+  end
+  if upTo then
+    local room = cost
+    for i = 1, n do
+      if room <= 0 then break end
+      local r = math.floor((periods[i] - useds[i]) * maxs[i] / periods[i] + SLACK * maxs[i])
+      if r < room then room = r end
+    end
+    if room > 0 then cost = room else cost = 1 end
+  end
+  local allowed = true
+  local retry = 0
+  local report = 1
+  local roomest = math.huge
+  for i = 1, n do
+    local over = useds[i] + cost * periods[i] / maxs[i] - periods[i]
+    if over > periods[i] * SLACK then
       if allowed or over > retry then report = i end
       allowed = false
       if over > retry then retry = over end
     elseif allowed then
-      local r = -over / period
-      if r < room then room = r; report = i end
+      local r = -over / periods[i]
+      if r < roomest then roomest = r; report = i end
     end
   end
+  local used = useds[report]
   if allowed then
     local ttl = 0
     for i = 1, n do
-      local nxt = useds[i] + cost * tonumber(ARGV[a + 2 * i + 1]) / tonumber(ARGV[a + 2 * i])
+      local nxt = useds[i] + cost * periods[i] / maxs[i]
       local whole = math.floor(nxt)
-      useds[i] = nxt
+      if i == report then used = nxt end
       -- %.17g: tostring keeps only 14 digits.
       redis.call('HSET', KEYS[k], tostring(2 * i - 1), string.format('%.17g', now + whole), tostring(2 * i), string.format('%.17g', nxt - whole))
       if nxt > ttl then ttl = nxt end
     end
     redis.call('PEXPIRE', KEYS[k], math.ceil(ttl) + 1000)
   end
-  local max = tonumber(ARGV[a + 2 * report])
-  local period = tonumber(ARGV[a + 2 * report + 1])
-  local used = useds[report]
+  local max = maxs[report]
+  local period = periods[report]
   local remaining = math.floor((period - used) * max / period + SLACK * max)
   if remaining < 0 then remaining = 0 end
   local o = #out
@@ -82,7 +100,7 @@ for k = 1, #KEYS do
   out[o + 5] = remaining
   out[o + 6] = math.ceil(used)
   out[o + 7] = math.ceil(retry)
-  a = a + 2 + 2 * n
+  a = a + 4 + 2 * n
 end
 return out`;
 
@@ -96,7 +114,10 @@ interface Scripted {
 interface Pending {
   readonly key: string;
   readonly windows: readonly RateLimitWindow[];
-  readonly want: number;
+  readonly units: number;
+  /** 1: up to `units`; 0: all or nothing. */
+  readonly upTo: 0 | 1;
+  readonly returned: number;
   resolve(d: RateLimitDecision): void;
   reject(err: unknown): void;
 }
@@ -123,10 +144,18 @@ export class RedisRateLimits implements RateLimitStore {
     this.#batch = !(client as { isCluster?: boolean }).isCluster;
   }
 
-  consume(key: string, windows: readonly RateLimitWindow[], want: number): Promise<RateLimitDecision> {
+  consume(key: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
+    return this.#enqueue(key, windows, cost, 0, 0);
+  }
+
+  consumeUpTo(key: string, windows: readonly RateLimitWindow[], want: number, returned: number): Promise<RateLimitDecision> {
+    return this.#enqueue(key, windows, want, 1, returned);
+  }
+
+  #enqueue(key: string, windows: readonly RateLimitWindow[], units: number, upTo: 0 | 1, returned: number): Promise<RateLimitDecision> {
     return new Promise((resolve, reject) => {
       if (this.#queue.length === 0) setImmediate(this.#flushBound);
-      this.#queue.push({ key: this.#prefix + key, windows, want, resolve, reject });
+      this.#queue.push({ key: this.#prefix + key, windows, units, upTo, returned, resolve, reject });
     });
   }
 
@@ -140,7 +169,7 @@ export class RedisRateLimits implements RateLimitStore {
   #send(batch: Pending[]): void {
     const keysThenArgs: Array<string | number> = batch.map((p) => p.key);
     for (const p of batch) {
-      keysThenArgs.push(p.want, p.windows.length);
+      keysThenArgs.push(p.units, p.upTo, p.returned, p.windows.length);
       for (const w of p.windows) keysThenArgs.push(w.max, w.periodMs);
     }
     this.#client.mgRateLimit(batch.length, ...keysThenArgs).then(

@@ -21,6 +21,7 @@ const KEY_PATTERN = '^(ip|route|consumer|jwt\\.[A-Za-z0-9_.:-]+|header:[!#$%&\'*
 /** Caller keys longer than this are hashed: Redis keys stay small whatever a client sends. */
 const MAX_KEY = 128;
 const LOG_EVERY_MS = 5000;
+const MAX_LEASE_MS = 10_000;
 
 export const RateLimitSchema = Type.Object(
   {
@@ -28,7 +29,8 @@ export const RateLimitSchema = Type.Object(
     limits: Type.Array(
       Type.Object(
         {
-          max: Type.Integer({ minimum: 1, description: 'requests allowed per window' }),
+          // Above ~2^53 the arithmetic is inexact; no real limit comes near 10^12.
+          max: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'requests allowed per window' }),
           per: Type.String({ pattern: DURATION_PATTERN, description: 'a duration such as 1s, 1m, 1h' }),
         },
         { additionalProperties: false },
@@ -87,6 +89,7 @@ export default definePlugin({
     const countCheck = (): void => checks.inc();
     // The embedded store is in-process memory: nothing to save by slicing it.
     const leaseMs = parseDuration(config.lease);
+    if (leaseMs > MAX_LEASE_MS) throw new PluginError('PLUGIN_CONFIG_INVALID', `lease: at most 10s (units held longer drift too far from when they were counted), got ${config.lease}`);
     const slices = store.remote && leaseMs > 0 ? new Slices(store, windows, leaseMs, countCheck) : undefined;
     const failOpen = config.whenStoreDown === 'fail-open';
     const decisions = env.metrics.counter('meshgate_plugin_rate_limit_decisions_total', 'rate-limit decisions, by route and result (allowed, limited).', ['route', 'result']);
