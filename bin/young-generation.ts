@@ -24,7 +24,7 @@ let observer: PerformanceObserver | undefined;
 let serving = false;
 
 /** Whether the operator sized the young generation (node's command line or NODE_OPTIONS). */
-function sizedByOperator(): boolean {
+export function youngGenerationSizedByOperator(): boolean {
   // V8 reads `--max_semi_space_size` as `--max-semi-space-size`; NODE_OPTIONS may quote an option.
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.replace(/^["']/, '').replaceAll('_', '-'));
   return given.some((a) => USER_FLAGS.some((f) => a.startsWith(f)));
@@ -41,7 +41,7 @@ function newSpaceBytes(): number {
  * growth is off in between.
  */
 export function capYoungGeneration(semiSpaceMb: number): void {
-  if (observer !== undefined || sizedByOperator()) return;
+  if (observer !== undefined || youngGenerationSizedByOperator()) return;
   const cap = semiSpaceMb * 2 * MiB;
   let factor = 1;
   setFlagsFromString('--semi-space-growth-factor=1');
