@@ -87,9 +87,9 @@ export default definePlugin({
     const store = env.rateLimits;
     const checks = env.metrics.counter('meshgate_plugin_rate_limit_store_checks_total', 'rate-limit checks sent to the store (with slices, fewer than decisions).', []);
     const countCheck = (): void => checks.inc();
-    // The embedded store is in-process memory: nothing to save by slicing it.
     const leaseMs = parseDuration(config.lease);
     if (leaseMs > MAX_LEASE_MS) throw new PluginError('PLUGIN_CONFIG_INVALID', `lease: at most 10s (units held longer drift too far from when they were counted), got ${config.lease}`);
+    // The embedded store is in-process memory: nothing to save by slicing it.
     const slices = store.remote && leaseMs > 0 ? new Slices(store, windows, leaseMs, countCheck) : undefined;
     const failOpen = config.whenStoreDown === 'fail-open';
     const decisions = env.metrics.counter('meshgate_plugin_rate_limit_decisions_total', 'rate-limit decisions, by route and result (allowed, limited).', ['route', 'result']);
