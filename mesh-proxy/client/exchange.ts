@@ -347,7 +347,12 @@ export class Exchange implements ForwardedRequest {
   clientGone(): void {
     if (this.done) return;
     const current = this.current;
-    if (!this.committed) this.statusCode = 499; // nginx's "client closed request", kept apart from upstream errors
+    const refused = this.res.refusedWith;
+    if (refused !== undefined) {
+      // The server answered it (a malformed body): recorded as what the client got.
+      this.statusCode = refused.status;
+      this.errorCode = refused.code;
+    } else if (!this.committed) this.statusCode = 499; // nginx's "client closed request", kept apart from upstream errors
     if (this.grpc !== GrpcKind.None && this.grpcStatus < 0) this.grpcStatus = 1; // CANCELLED
     this.#finish();
     current?.cancel(CLIENT_GONE);

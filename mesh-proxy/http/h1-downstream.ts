@@ -191,6 +191,7 @@ export class H1Response implements DownstreamResponse {
   /** Cleared to close the connection after this response. */
   shouldKeepAlive: boolean;
   onClose: ((this: never) => void) | undefined;
+  refusedWith: { readonly status: number; readonly code: string } | undefined = undefined;
   /** The head, written with the first body bytes. */
   #head = '';
   #headersSent = false;
@@ -372,10 +373,11 @@ export class H1Response implements DownstreamResponse {
     }
   }
 
-  /** The connection closed with this response unfinished. */
-  closed(): void {
+  /** The connection closed with this response unfinished (`refusedWith`: the server answered in its place). */
+  closed(refusedWith?: { readonly status: number; readonly code: string }): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.refusedWith = refusedWith;
     this.#forgetDrain();
     this.onClose?.call(this as never);
   }

@@ -330,7 +330,7 @@ export class H1ServerConnection implements H1ConnectionSide {
       else {
         const res = this.#active;
         this.#active = null;
-        res.closed();
+        res.closed(refusal);
         this.reject(refusal.status, refusal.code, refusal.message);
       }
       return;

@@ -23,6 +23,11 @@ export interface DownstreamRequest {
 /** What an exchange writes of its response, to node:http or to an HTTP/2 stream. */
 export interface DownstreamResponse {
   readonly headersSent: boolean;
+  /**
+   * The server's own answer when it refused the request before the exchange could answer (a body
+   * cut short by bad framing): what the client got, for the exchange's record. Unset otherwise.
+   */
+  readonly refusedWith?: { readonly status: number; readonly code: string } | undefined;
   shouldKeepAlive: boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders | string[]): unknown;
   writeHead(status: number, statusText: string, headers: OutgoingHttpHeaders | string[]): unknown;

@@ -15,6 +15,7 @@ import { MemoryStore } from '../../mesh-proxy/store/memory/memory-store.ts';
 import { startTestGateway, stopAll } from '../helpers/mesh.ts';
 import { startApp, type TestApp } from '../helpers/upstream.ts';
 import { metricValue } from '../helpers/metrics.ts';
+import { waitFor } from '../helpers/ports.ts';
 
 const WAIT_MS = 10_000;
 const HOST = 'example.test';
@@ -560,16 +561,23 @@ test("a chunked request's trailers never reach the next request on the connectio
   }
 });
 
-test('a malformed chunk in a request body: 400, the connection closes (no hang), the gateway serves on', async () => {
+test('a malformed chunk in a request body: 400, the connection closes (no hang), recorded as 400, the gateway serves on', async () => {
+  const admin = `http://127.0.0.1:${gw.admin.port}`;
+  const series = (status: string) => ({ route: 'h1', status_code: status });
+  const [before400, before499] = [await metricValue(admin, 'meshgate_requests_total', series('400')), await metricValue(admin, 'meshgate_requests_total', series('499'))];
   const c = await open(gw.http.port);
   try {
     c.write(`POST /bad-chunk HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n`);
     const rs = await c.allUntilClose();
     // The request may have started upstream; either way the client gets a clear end, never a hang.
-    if (rs.length > 0) assert.equal(rs[0].status, 400, rs[0].raw);
+    assert.equal(rs.length, 1);
+    assert.equal(rs[0].status, 400, rs[0].raw);
   } finally {
     c.destroy();
   }
+  // The exchange records what the client got (not 499, "the client left").
+  await waitFor('the request recorded as 400', async () => ((await metricValue(admin, 'meshgate_requests_total', series('400'))) === before400 + 1 ? true : undefined), WAIT_MS, 20);
+  assert.equal(await metricValue(admin, 'meshgate_requests_total', series('499')), before499);
   await stillServes('/after-bad-chunk');
 });
 
