@@ -5,7 +5,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { DownstreamRequest, DownstreamResponse } from './h2-downstream.ts';
+import type { DownstreamRequest, DownstreamResponse, ServerRefusal } from './h2-downstream.ts';
 
 /** What a request and its response need of the connection they arrived on (h1-server.ts). */
 export interface H1ConnectionSide {
@@ -191,7 +191,7 @@ export class H1Response implements DownstreamResponse {
   /** Cleared to close the connection after this response. */
   shouldKeepAlive: boolean;
   onClose: ((this: never) => void) | undefined;
-  refusedWith: { readonly status: number; readonly code: string } | undefined = undefined;
+  refusedWith: ServerRefusal | undefined = undefined;
   /** The head, written with the first body bytes. */
   #head = '';
   #headersSent = false;
@@ -367,14 +367,13 @@ export class H1Response implements DownstreamResponse {
   }
 
   #forgetDrain(): void {
-    if (this.#drain !== undefined) {
-      this.req.conn.socket.off('drain', this.#drain);
-      this.#drain = undefined;
-    }
+    if (this.#drain === undefined) return;
+    this.req.conn.socket.off('drain', this.#drain);
+    this.#drain = undefined;
   }
 
   /** The connection closed with this response unfinished (`refusedWith`: the server answered in its place). */
-  closed(refusedWith?: { readonly status: number; readonly code: string }): void {
+  closed(refusedWith?: ServerRefusal): void {
     if (this.#finished) return;
     this.#finished = true;
     this.refusedWith = refusedWith;

@@ -20,14 +20,20 @@ export interface DownstreamRequest {
   readonly httpVersionMajor: number;
 }
 
+/** The server's own answer to a request it refused (h1-refusals.ts's Refusal is one). */
+export interface ServerRefusal {
+  readonly status: number;
+  readonly code: string;
+}
+
 /** What an exchange writes of its response, to node:http or to an HTTP/2 stream. */
 export interface DownstreamResponse {
   readonly headersSent: boolean;
   /**
-   * The server's own answer when it refused the request before the exchange could answer (a body
-   * cut short by bad framing): what the client got, for the exchange's record. Unset otherwise.
+   * Set when the server refused the request before the exchange could answer (a body cut short by
+   * bad framing): what the client got, for the exchange's record.
    */
-  readonly refusedWith?: { readonly status: number; readonly code: string } | undefined;
+  readonly refusedWith?: ServerRefusal | undefined;
   shouldKeepAlive: boolean;
   writeHead(status: number, headers: OutgoingHttpHeaders | string[]): unknown;
   writeHead(status: number, statusText: string, headers: OutgoingHttpHeaders | string[]): unknown;
