@@ -59,6 +59,7 @@ export class Slices {
   readonly #store: RateLimitStore;
   readonly #windows: readonly RateLimitWindow[];
   readonly #leaseMs: number;
+  /** Largest slice these limits allow (below 2: every request is checked). */
   readonly #cap: number;
   readonly #checked: () => void;
   readonly #slices = new Map<string, Slice>();
@@ -72,15 +73,6 @@ export class Slices {
     this.#leaseMs = leaseMs;
     this.#cap = sliceCap(windows, leaseMs);
     this.#checked = checked;
-  }
-
-  /** Largest slice these limits allow (below 2: every request is checked). */
-  get cap(): number {
-    return this.#cap;
-  }
-
-  get tracked(): number {
-    return this.#slices.size;
   }
 
   /** The verdict for one request: now when this gateway holds units or a refusal, else after a check. Rejects when the store cannot answer. */
@@ -213,7 +205,7 @@ export class Slices {
 }
 
 /** Largest slice: what the tightest window allows in one lease, never more than its max. */
-export function sliceCap(windows: readonly RateLimitWindow[], leaseMs: number): number {
+function sliceCap(windows: readonly RateLimitWindow[], leaseMs: number): number {
   let cap = Infinity;
   for (const w of windows) cap = Math.min(cap, w.max, Math.floor((w.max * leaseMs) / w.periodMs));
   return cap;
